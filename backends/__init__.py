@@ -1,0 +1,1 @@
+"""snc.backends: how IR graphs are computed or emitted (simulators, exporters)."""

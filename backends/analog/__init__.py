@@ -1,0 +1,110 @@
+"""Analog evaluation of an IR graph: the ANN it came from, or the rate limit of a spiking graph.
+
+For an ANN graph this *is* the source network (ReLU, MaxPool, BatchNorm ... evaluated exactly).
+For a spiking graph every population outputs its steady-state firing rate in spikes per step,
+
+    IF:      r = clip((I + b) / theta, 0, 1)         (the limit T -> inf of spikes / T)
+    Readout: y = I + b                               (v[T] / T of the integrator)
+    Input:   direct -> x;  rate -> clip(x, 0, 1);  spikes -> mean over time
+
+which is what the event simulator converges to as T grows. Threshold balancing calibrates on
+it, and tests compare simulated rates against it.
+"""
+from __future__ import annotations
+
+from typing import Iterable
+
+import numpy as np
+import torch
+
+from snc.errors import InvalidData, UnsupportedOperator
+from snc.ir import Graph
+
+from .. import dense_ops
+
+
+def _population_rate(node, xs: list[torch.Tensor]) -> torch.Tensor:
+    current = dense_ops.add(node, xs)
+    if node.bias is not None:
+        current = current + torch.from_numpy(node.bias)
+    if node.kind == "Readout":
+        return current
+    if node.kind == "LIF" and (node.decay_current != 1.0 or node.decay_voltage != 0.0):
+        raise UnsupportedOperator("the rate limit of a leaky LIF population has no closed form; simulate it instead", node=None)
+    th = torch.as_tensor(np.asarray(node.threshold, dtype=np.float32))
+    return torch.clamp(current / th, 0.0, 1.0)
+
+
+def _input_value(node, x: torch.Tensor) -> torch.Tensor:
+    if node.encoding == "direct":
+        return x
+    if node.encoding == "rate":
+        return torch.clamp(x, 0.0, 1.0)
+    # spikes: (N, T, *shape) -> mean rate over time
+    return x.mean(dim=1)
+
+
+@torch.inference_mode()
+def evaluate(
+    graph: Graph,
+    x: np.ndarray | dict[str, np.ndarray],
+    *,
+    keep: Iterable[str] = (),
+    batch_size: int = 512,
+) -> dict[str, np.ndarray]:
+    """Evaluate ``graph`` on a batch of samples.
+
+    x:     samples (N, *input_shape) for a single-input graph, or {input name: samples}.
+    keep:  names of intermediate nodes whose values to return besides the outputs.
+    Returns {name: array (N, *shape)} for the outputs and the kept nodes.
+    """
+    inputs = graph.input_names
+    if not isinstance(x, dict):
+        if len(inputs) != 1:
+            raise InvalidData(f"graph has {len(inputs)} inputs {inputs}; pass a dict of arrays")
+        x = {inputs[0]: x}
+    n = None
+    for name in inputs:
+        if name not in x:
+            raise InvalidData("no data given for this input", node=name)
+        if n is None:
+            n = len(x[name])
+        elif len(x[name]) != n:
+            raise InvalidData("inputs hold different numbers of samples")
+    order = graph.topological_order()
+    wanted = list(dict.fromkeys(list(graph.outputs) + list(keep)))
+    # Free intermediate values as soon as their last user has run.
+    last_use: dict[str, int] = {}
+    for i, name in enumerate(order):
+        for src in graph.inputs_of(name):
+            last_use[src] = i
+    results: dict[str, list[np.ndarray]] = {w: [] for w in wanted}
+    for start in range(0, n or 0, batch_size):
+        values: dict[str, torch.Tensor] = {}
+        for i, name in enumerate(order):
+            node = graph.nodes[name]
+            xs = [values[src] for src in graph.inputs_of(name)]
+            if node.role == "input":
+                batch = torch.from_numpy(np.ascontiguousarray(x[name][start:start + batch_size], dtype=np.float32))
+                out = _input_value(node, batch)
+            elif node.role in ("neuron", "readout"):
+                try:
+                    out = _population_rate(node, xs)
+                except UnsupportedOperator as exc:
+                    exc.node = name
+                    raise
+            else:
+                out = dense_ops.apply(node, xs)
+            values[name] = out
+            if name in results:
+                results[name].append(out.numpy().copy())
+            for src in graph.inputs_of(name):
+                if last_use.get(src) == i and src not in results:
+                    values.pop(src, None)
+    return {k: (np.concatenate(v) if v else np.zeros((0,))) for k, v in results.items()}
+
+
+def predict(graph: Graph, x: np.ndarray, batch_size: int = 512) -> np.ndarray:
+    """argmax over the (first) output for each sample."""
+    out = evaluate(graph, x, batch_size=batch_size)[graph.outputs[0]]
+    return out.reshape(len(out), -1).argmax(axis=1)

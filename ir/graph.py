@@ -1,0 +1,238 @@
+"""The spike-event graph: named nodes plus ordered, directed edges.
+
+``Graph.nodes`` maps a name to a node dataclass; the edges live in a networkx DiGraph whose
+edge attribute ``index`` orders the inputs of a node (Concat needs the order; every other node
+sums its inputs, so for them the order only keeps printing stable).
+"""
+from __future__ import annotations
+
+import copy
+from typing import Any, Iterable, Iterator
+
+import networkx as nx
+import numpy as np
+
+from snc.errors import InvalidGraph, SncError
+
+from .node import ANN, INPUT, LINEAR, NEURON, READOUT, Node, Shape, expect_arity
+
+
+class Graph:
+    """A directed acyclic graph of IR nodes.
+
+    outputs: names of the nodes whose values are the network's outputs (Readouts after
+             conversion; the logits node of an ANN graph).
+    meta:    graph-level facts that passes attach (notes, the compile report, timesteps, ...).
+    """
+
+    def __init__(self, name: str = "graph") -> None:
+        self.name = name
+        self.nodes: dict[str, Node] = {}
+        self.outputs: list[str] = []
+        self.meta: dict[str, Any] = {}
+        self._edges = nx.DiGraph()
+
+    # --- construction -----------------------------------------------------------------------
+    def add(self, name: str, node: Node, inputs: Iterable[str] = ()) -> str:
+        """Add ``node`` under ``name`` fed by ``inputs`` (in order). Returns the name."""
+        if not isinstance(name, str) or not name:
+            raise InvalidGraph("node names must be non-empty strings", node=str(name))
+        if name in self.nodes:
+            raise InvalidGraph("a node of that name already exists", node=name)
+        if not isinstance(node, Node):
+            raise InvalidGraph(f"not an IR node: {type(node).__name__}", node=name)
+        self.nodes[name] = node
+        self._edges.add_node(name)
+        self.set_inputs(name, inputs)
+        return name
+
+    def unique_name(self, base: str) -> str:
+        """``base`` if free, else ``base_1``, ``base_2`` ..."""
+        if base not in self.nodes:
+            return base
+        i = 1
+        while f"{base}_{i}" in self.nodes:
+            i += 1
+        return f"{base}_{i}"
+
+    def set_inputs(self, name: str, inputs: Iterable[str]) -> None:
+        """Replace the inputs of ``name`` by ``inputs`` (in order)."""
+        self._require(name)
+        inputs = list(inputs)
+        for src in inputs:
+            if src not in self.nodes:
+                raise InvalidGraph(f"input {src!r} does not exist", node=name)
+        if len(set(inputs)) != len(inputs):
+            raise InvalidGraph(f"the same input appears twice in {inputs}", node=name)
+        for src in list(self._edges.predecessors(name)):
+            self._edges.remove_edge(src, name)
+        for i, src in enumerate(inputs):
+            self._edges.add_edge(src, name, index=i)
+
+    def replace(self, name: str, node: Node) -> None:
+        """Put ``node`` in place of the node called ``name``, keeping its edges."""
+        self._require(name)
+        self.nodes[name] = node
+
+    def remove(self, name: str) -> None:
+        """Remove a node and all its edges."""
+        self._require(name)
+        del self.nodes[name]
+        self._edges.remove_node(name)
+        self.outputs = [o for o in self.outputs if o != name]
+
+    def bypass(self, name: str) -> None:
+        """Remove a single-input node, wiring its input to each of its users in its place."""
+        (src,) = self.inputs_of(name)
+        for user in self.users_of(name):
+            self.set_inputs(user, [src if x == name else x for x in self.inputs_of(user)])
+        self.outputs = [src if o == name else o for o in self.outputs]
+        self.remove(name)
+
+    # --- queries ----------------------------------------------------------------------------
+    def _require(self, name: str) -> None:
+        if name not in self.nodes:
+            raise InvalidGraph("no such node", node=name)
+
+    def inputs_of(self, name: str) -> list[str]:
+        self._require(name)
+        preds = self._edges.in_edges(name, data="index")
+        return [src for src, _, _ in sorted(preds, key=lambda e: e[2])]
+
+    def users_of(self, name: str) -> list[str]:
+        self._require(name)
+        order = {n: i for i, n in enumerate(self.nodes)}
+        return sorted(self._edges.successors(name), key=order.__getitem__)
+
+    def edges(self) -> list[tuple[str, str]]:
+        return [(src, dst) for dst in self.nodes for src in self.inputs_of(dst)]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.nodes
+
+    def __getitem__(self, name: str) -> Node:
+        self._require(name)
+        return self.nodes[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.topological_order())
+
+    def __len__(self) -> int:
+        return len(self.nodes)
+
+    def topological_order(self) -> list[str]:
+        """Deterministic topological order (ties broken by insertion order)."""
+        order = {n: i for i, n in enumerate(self.nodes)}
+        try:
+            return list(nx.lexicographical_topological_sort(self._edges, key=order.__getitem__))
+        except nx.NetworkXUnfeasible:
+            cycle = nx.find_cycle(self._edges)
+            raise InvalidGraph(f"the graph has a cycle through {[e[0] for e in cycle]}", node=cycle[0][0]) from None
+
+    def nodes_with_role(self, *roles: str) -> list[str]:
+        return [n for n in self.topological_order() if self.nodes[n].role in roles]
+
+    @property
+    def input_names(self) -> list[str]:
+        return [n for n, node in self.nodes.items() if node.role == INPUT]
+
+    @property
+    def is_spiking(self) -> bool:
+        """True once no ANN-only node (ReLU, MaxPool, BatchNorm, ScaleShift) is left."""
+        return all(node.role != ANN for node in self.nodes.values())
+
+    # --- shapes and validation --------------------------------------------------------------
+    def infer_shapes(self) -> dict[str, Shape]:
+        """Output shape of every node, checked edge by edge."""
+        shapes: dict[str, Shape] = {}
+        for name in self.topological_order():
+            node = self.nodes[name]
+            ins = [shapes[src] for src in self.inputs_of(name)]
+            expect_arity(node, name, ins)
+            shapes[name] = tuple(int(d) for d in node.infer_shape(name, ins))
+        return shapes
+
+    def validate(self) -> dict[str, Shape]:
+        """Check every invariant; return the shapes. Raises a typed error naming the node."""
+        if not self.input_names:
+            raise InvalidGraph("the graph has no Input node")
+        if not self.outputs:
+            raise InvalidGraph("the graph declares no output")
+        for out in self.outputs:
+            if out not in self.nodes:
+                raise InvalidGraph("declared output does not exist", node=out)
+        for name, node in self.nodes.items():
+            node.check(name)
+        shapes = self.infer_shapes()
+        reachable: set[str] = set()
+        for src in self.input_names:
+            reachable |= nx.descendants(self._edges, src) | {src}
+        for name in self.nodes:
+            if name not in reachable:
+                raise InvalidGraph("node is not reachable from any input", node=name)
+        if self.is_spiking:
+            for name, node in self.nodes.items():
+                if node.role == LINEAR and getattr(node, "bias", None) is not None:
+                    raise InvalidGraph("a synaptic operator of a spiking graph carries a bias (move it to the neurons)", node=name)
+        return shapes
+
+    # --- copying and printing ---------------------------------------------------------------
+    def copy(self) -> "Graph":
+        """A deep copy: passes may change the copy freely."""
+        return copy.deepcopy(self)
+
+    def table(self) -> list[dict[str, Any]]:
+        """One row per node for ``snc inspect``: name, kind, shape, neurons, synapses, params."""
+        shapes = self.infer_shapes()
+        rows = []
+        for name in self.topological_order():
+            node = self.nodes[name]
+            shape = shapes[name]
+            neurons = int(np.prod(shape)) if node.role in (NEURON, READOUT) else 0
+            rows.append(
+                {
+                    "name": name,
+                    "kind": node.kind,
+                    "inputs": self.inputs_of(name),
+                    "shape": list(shape),
+                    "neurons": neurons,
+                    "synapses": synapse_count(node),
+                    "params": {k: _printable(v) for k, v in node.params().items()},
+                }
+            )
+        return rows
+
+    def __repr__(self) -> str:
+        return f"Graph({self.name!r}, {len(self.nodes)} nodes, outputs={self.outputs})"
+
+
+def synapse_count(node: Node) -> int:
+    """Non-zero synaptic weights an operator stores (0 for operators without weights)."""
+    weight = getattr(node, "weight", None)
+    if node.role == LINEAR and isinstance(weight, np.ndarray):
+        return int(np.count_nonzero(weight))
+    return 0
+
+
+def _printable(value: Any) -> Any:
+    if isinstance(value, (np.floating, np.integer)):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist() if value.size <= 4 else f"array{tuple(value.shape)}"
+    if isinstance(value, tuple):
+        return list(value)
+    return value
+
+
+def wrap_errors(file: str):
+    """Context manager: attach ``file`` to any SncError raised inside."""
+    class _Ctx:
+        def __enter__(self):
+            return self
+
+        def __exit__(self, exc_type, exc, tb):
+            if isinstance(exc, SncError):
+                exc.with_file(file)
+            return False
+
+    return _Ctx()

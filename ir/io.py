@@ -1,0 +1,93 @@
+"""Where a network begins (``Input``) and where its answer is read (``Readout``)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from snc.errors import InvalidGraph, ShapeError
+
+from .fixed_point import NeuronFixed
+from .node import INPUT, READOUT, Node, Shape, as_shape
+
+ENCODINGS = ("direct", "rate", "spikes")
+READOUT_MODES = ("membrane", "spike_count")
+
+
+@dataclass(eq=False)
+class Input(Node):
+    """A network input of ``shape`` (no batch dimension), presented for T time steps.
+
+    encoding:
+      * ``direct`` - the analog value x is injected as a current every step: I[t] = x
+        (the usual choice for converted ANNs; the first synaptic layer performs MACs);
+      * ``rate``   - Bernoulli spikes: s[t] ~ Bernoulli(clip(x, 0, 1)), independently per step;
+      * ``spikes`` - the data are already binary events, laid out (T, *shape) per sample.
+    """
+
+    kind = "Input"
+    role = INPUT
+    arity = (0, 0)
+
+    shape: Shape = ()
+    encoding: str = "direct"
+
+    def __post_init__(self) -> None:
+        self.shape = as_shape(self.shape)
+
+    def infer_shape(self, name: str, inputs: list[Shape]) -> Shape:
+        if inputs:
+            raise InvalidGraph("an Input has no predecessors", node=name)
+        return self.shape
+
+    def check(self, name: str) -> None:
+        super().check(name)
+        if self.encoding not in ENCODINGS:
+            raise InvalidGraph(f"unknown encoding {self.encoding!r} (use one of {ENCODINGS})", node=name)
+        if not self.shape or any(d < 1 for d in self.shape):
+            raise InvalidGraph(f"input shape {self.shape} must be non-empty and positive", node=name)
+
+    @property
+    def spiking(self) -> bool:
+        return self.encoding != "direct"
+
+
+@dataclass(eq=False)
+class Readout(Node):
+    """The network's answer, one value per class.
+
+    mode ``membrane`` (default for converted ANNs): a non-spiking integrator,
+        v[t] = v[t-1] + I[t] + b,  prediction = argmax v[T]  (v[T]/T estimates the ANN logits).
+    mode ``spike_count``: counts the spikes of its single input population,
+        c = sum_t s[t],  prediction = argmax c  (ties resolved by the membrane potential
+        of that population, then by the lowest index).
+
+    bias: constant current b per output (same shape), or None.
+    """
+
+    kind = "Readout"
+    role = READOUT
+    arity = (1, None)
+
+    shape: Shape = ()
+    mode: str = "membrane"
+    bias: np.ndarray | None = None
+    fixed: NeuronFixed | None = field(default=None)
+
+    def __post_init__(self) -> None:
+        self.shape = as_shape(self.shape)
+        if self.bias is not None:
+            self.bias = np.asarray(self.bias, dtype=np.float32)
+
+    def infer_shape(self, name: str, inputs: list[Shape]) -> Shape:
+        for s in inputs:
+            if tuple(s) != self.shape:
+                raise ShapeError(f"readout of shape {self.shape} fed with shape {tuple(s)}", node=name)
+        return self.shape
+
+    def check(self, name: str) -> None:
+        super().check(name)
+        if self.mode not in READOUT_MODES:
+            raise InvalidGraph(f"unknown readout mode {self.mode!r} (use one of {READOUT_MODES})", node=name)
+        if self.bias is not None and self.bias.shape != self.shape:
+            raise InvalidGraph(f"bias shape {self.bias.shape} differs from readout shape {self.shape}", node=name)

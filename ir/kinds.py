@@ -1,0 +1,17 @@
+"""The registry of node kinds: the name stored in artifacts -> the dataclass."""
+from __future__ import annotations
+
+from .ann import BatchNorm, MaxPool2d, ReLU, ScaleShift
+from .io import Input, Readout
+from .neurons import IF, LIF
+from .node import Node
+from .synapses import Add, AvgPool2d, Concat, Conv2d, Dense, Flatten, Reshape, Scale, SumPool2d, Transpose
+
+KINDS: dict[str, type[Node]] = {
+    cls.kind: cls
+    for cls in (
+        Input, Readout, IF, LIF,
+        Dense, Conv2d, SumPool2d, AvgPool2d, Flatten, Reshape, Transpose, Concat, Add, Scale,
+        ReLU, MaxPool2d, BatchNorm, ScaleShift,
+    )
+}

@@ -1,0 +1,25 @@
+"""Shared fixtures. The corpus of real, externally produced models lives beside the repository
+(../shared/corpus, or $SNC_CORPUS); conformance tests that need it are skipped where it is absent
+(it is present in CI)."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+CORPUS = Path(os.environ.get("SNC_CORPUS", ROOT.parent / "shared" / "corpus"))
+
+
+def corpus_path(*parts: str) -> Path:
+    path = CORPUS.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"corpus file {path} not present")
+    return path
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(1234)
