@@ -51,6 +51,42 @@ class Input(Node):
     def spiking(self) -> bool:
         return self.encoding != "direct"
 
+    def conform(self, data: np.ndarray, name: str = "input", timesteps: int | None = None) -> np.ndarray:
+        """Check samples against this input and return them as float32 (bool for spikes).
+
+        Analog/rate samples are (N, *shape); shapes that differ only by axes of length 1 are
+        accepted ((N, 784) for an input of (784, 1)). Spike samples are (N, T, *shape) of 0/1.
+        Raises InvalidData naming the node.
+        """
+        from snc.errors import InvalidData
+
+        data = np.asarray(data)
+        if data.dtype == object or data.dtype.kind not in "biuf":
+            raise InvalidData(f"samples must be numeric, got dtype {data.dtype}", node=name)
+        want = tuple(self.shape)
+        if self.encoding == "spikes":
+            if data.ndim != len(want) + 2 or tuple(data.shape[2:]) != want:
+                raise InvalidData(f"spike samples must be (N, T, *{want}), got {tuple(data.shape)}", node=name)
+            if timesteps is not None and data.shape[1] < timesteps:
+                raise InvalidData(f"spike samples hold {data.shape[1]} steps, {timesteps} requested", node=name)
+            if not np.all((data == 0) | (data == 1)):
+                raise InvalidData("spike samples must hold only 0 and 1", node=name)
+            return data.astype(bool)
+        if data.ndim < 1:
+            raise InvalidData("samples must have a leading sample axis", node=name)
+        got = tuple(data.shape[1:])
+        if got != want:
+            if [d for d in got if d != 1] == [d for d in want if d != 1]:
+                data = data.reshape((len(data),) + want)
+            else:
+                raise InvalidData(f"samples have shape {got}, the model input expects {want}", node=name)
+        data = data.astype(np.float32)
+        if not np.all(np.isfinite(data)):
+            raise InvalidData("samples contain NaN or inf", node=name)
+        if self.encoding == "rate" and data.size and (data.min() < 0 or data.max() > 1):
+            raise InvalidData("rate-encoded samples must lie in [0, 1] (they are spike probabilities)", node=name)
+        return data
+
 
 @dataclass(eq=False)
 class Readout(Node):

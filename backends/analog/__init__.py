@@ -23,12 +23,15 @@ from snc.ir import Graph
 from .. import dense_ops
 
 
-def _population_rate(node, xs: list[torch.Tensor]) -> torch.Tensor:
+def _population_rate(node, xs: list[torch.Tensor], mode: str) -> torch.Tensor:
     current = dense_ops.add(node, xs)
     if node.bias is not None:
         current = current + torch.from_numpy(node.bias)
     if node.kind == "Readout":
         return current
+    if mode == "relu":
+        ceiling = node.meta.get("ceiling")
+        return torch.clamp(current, 0.0, float(ceiling)) if ceiling is not None else torch.clamp_min(current, 0.0)
     if node.kind == "LIF" and (node.decay_current != 1.0 or node.decay_voltage != 0.0):
         raise UnsupportedOperator("the rate limit of a leaky LIF population has no closed form; simulate it instead", node=None)
     th = torch.as_tensor(np.asarray(node.threshold, dtype=np.float32))
@@ -51,8 +54,13 @@ def evaluate(
     *,
     keep: Iterable[str] = (),
     batch_size: int = 512,
+    mode: str = "rate",
 ) -> dict[str, np.ndarray]:
     """Evaluate ``graph`` on a batch of samples.
+
+    mode:  ``rate`` - spiking populations give their firing rates (the T -> inf limit);
+           ``relu`` - they give relu(I + b) (capped by a ReLU ceiling kept in meta), i.e. the
+           activations of the ANN the graph was converted from, before threshold balancing.
 
     x:     samples (N, *input_shape) for a single-input graph, or {input name: samples}.
     keep:  names of intermediate nodes whose values to return besides the outputs.
@@ -64,9 +72,11 @@ def evaluate(
             raise InvalidData(f"graph has {len(inputs)} inputs {inputs}; pass a dict of arrays")
         x = {inputs[0]: x}
     n = None
+    x = dict(x)
     for name in inputs:
         if name not in x:
             raise InvalidData("no data given for this input", node=name)
+        x[name] = graph.nodes[name].conform(x[name], name)
         if n is None:
             n = len(x[name])
         elif len(x[name]) != n:
@@ -89,7 +99,7 @@ def evaluate(
                 out = _input_value(node, batch)
             elif node.role in ("neuron", "readout"):
                 try:
-                    out = _population_rate(node, xs)
+                    out = _population_rate(node, xs, mode)
                 except UnsupportedOperator as exc:
                     exc.node = name
                     raise

@@ -1,0 +1,166 @@
+"""Every linear IR operator as an explicit sparse matrix, and their composition.
+
+``matrix(node, in_shapes, k)`` is the (n_out x n_in_k) matrix that maps the row-major flattened
+k-th input of ``node`` to its row-major flattened output. Composing them along the operators
+between two populations gives the synaptic matrix of that projection: the event simulator
+gathers its columns for the neurons that spiked, counts non-zero fan-out for synaptic
+operations, and mappers and emitters read connectivity from it.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+import scipy.sparse as sp
+
+from snc.errors import UnsupportedOperator
+from snc.ir import Node, Shape
+
+
+def _coo(rows: np.ndarray, cols: np.ndarray, vals: np.ndarray, n_out: int, n_in: int) -> sp.csr_matrix:
+    keep = vals != 0
+    return sp.csr_matrix(
+        (vals[keep].astype(np.float64), (rows[keep], cols[keep])), shape=(n_out, n_in)
+    )
+
+
+def _window_matrix(
+    in_shape: Shape,
+    out_shape: Shape,
+    kernel: np.ndarray,  # (C_out, C_in_g, kh, kw)
+    stride: tuple[int, int],
+    padding: tuple[int, int, int, int],
+    dilation: tuple[int, int],
+    groups: int,
+) -> sp.csr_matrix:
+    c_in, h, w = in_shape
+    c_out, ho, wo = out_shape
+    c_in_g = kernel.shape[1]
+    per_group_out = c_out // groups
+    o, c, m, n = np.nonzero(kernel)
+    vals = kernel[o, c, m, n]
+    ii, jj = np.meshgrid(np.arange(ho), np.arange(wo), indexing="ij")
+    ii = ii.ravel()
+    jj = jj.ravel()
+    rows_all, cols_all, vals_all = [], [], []
+    # One kernel tap at a time keeps memory at O(outputs) per step.
+    for k in range(len(vals)):
+        y = ii * stride[0] + m[k] * dilation[0] - padding[0]
+        x = jj * stride[1] + n[k] * dilation[1] - padding[1]
+        ok = (y >= 0) & (y < h) & (x >= 0) & (x < w)
+        cin = (o[k] // per_group_out) * c_in_g + c[k]
+        rows_all.append(o[k] * ho * wo + ii[ok] * wo + jj[ok])
+        cols_all.append(cin * h * w + y[ok] * w + x[ok])
+        vals_all.append(np.full(int(ok.sum()), vals[k], dtype=np.float64))
+    if not rows_all:
+        return sp.csr_matrix((c_out * ho * wo, c_in * h * w))
+    m_ = sp.csr_matrix(
+        (np.concatenate(vals_all), (np.concatenate(rows_all), np.concatenate(cols_all))),
+        shape=(c_out * ho * wo, c_in * h * w),
+    )
+    m_.sum_duplicates()
+    return m_
+
+
+def _dense(node, in_shapes, out_shape, k):
+    return sp.csr_matrix(node.weight.astype(np.float64))
+
+
+def _conv2d(node, in_shapes, out_shape, k):
+    return _window_matrix(in_shapes[0], out_shape, node.weight.astype(np.float64), node.stride, node.padding, node.dilation, node.groups)
+
+
+def _pool_kernel(channels: int, kernel: tuple[int, int], value: float) -> np.ndarray:
+    ker = np.zeros((channels, 1) + tuple(kernel))
+    ker[:] = value
+    return ker
+
+
+def _sum_pool(node, in_shapes, out_shape, k):
+    c = in_shapes[0][0]
+    return _window_matrix(in_shapes[0], out_shape, _pool_kernel(c, node.kernel, 1.0), node.stride, node.padding, (1, 1), c)
+
+
+def _avg_pool(node, in_shapes, out_shape, k):
+    total = _sum_pool(node, in_shapes, out_shape, k)
+    if node.count_include_pad or not any(node.padding):
+        return total * (1.0 / (node.kernel[0] * node.kernel[1]))
+    counts = np.asarray((total != 0).sum(axis=1)).ravel()  # inside-window positions per output
+    # Every window holds at least one real input (guaranteed by the output-size formula).
+    return sp.diags(1.0 / np.maximum(counts, 1)) @ total
+
+
+def _identity(node, in_shapes, out_shape, k):
+    return sp.identity(int(np.prod(in_shapes[k])), format="csr")
+
+
+def _transpose(node, in_shapes, out_shape, k):
+    n = int(np.prod(in_shapes[0]))
+    src = np.arange(n).reshape(in_shapes[0]).transpose(node.perm).ravel()
+    return sp.csr_matrix((np.ones(n), (np.arange(n), src)), shape=(n, n))
+
+
+def _concat(node, in_shapes, out_shape, k):
+    n_out = int(np.prod(out_shape))
+    out_index = np.arange(n_out).reshape(out_shape)
+    start = sum(s[node.axis] for s in in_shapes[:k])
+    sl = [slice(None)] * len(out_shape)
+    sl[node.axis] = slice(start, start + in_shapes[k][node.axis])
+    rows = out_index[tuple(sl)].ravel()
+    n_in = rows.size
+    return sp.csr_matrix((np.ones(n_in), (rows, np.arange(n_in))), shape=(n_out, n_in))
+
+
+def _scale(node, in_shapes, out_shape, k):
+    g = np.broadcast_to(node.scale.astype(np.float64), in_shapes[0]).ravel()
+    return sp.diags(g, format="csr")
+
+
+MATRICES: dict[str, Callable] = {
+    "Dense": _dense,
+    "Conv2d": _conv2d,
+    "SumPool2d": _sum_pool,
+    "AvgPool2d": _avg_pool,
+    "Flatten": _identity,
+    "Reshape": _identity,
+    "Transpose": _transpose,
+    "Concat": _concat,
+    "Add": _identity,
+    "Scale": _scale,
+}
+
+
+def matrix(node: Node, in_shapes: list[Shape], out_shape: Shape, k: int = 0, name: str | None = None) -> sp.csr_matrix:
+    """Sparse (n_out x n_in_k) matrix of a linear node for its k-th input (float64)."""
+    fn = MATRICES.get(node.kind)
+    if fn is None:
+        raise UnsupportedOperator(f"{node.kind} is not a linear synaptic operator", node=name)
+    return fn(node, in_shapes, out_shape, k)
+
+
+def compose(graph, shapes: dict[str, Shape], source: str, target: str, nodes: list[str]) -> sp.csr_matrix:
+    """Matrix of the map from ``source``'s output to ``target``'s summed input, through the linear
+    ``nodes`` (topologically ordered) that lie on paths between them. Other inputs of Add/Concat
+    nodes on the way contribute nothing (they belong to other projections)."""
+    n_src = int(np.prod(shapes[source]))
+    values: dict[str, sp.csr_matrix] = {source: sp.identity(n_src, format="csr")}
+    for name in nodes:
+        node = graph.nodes[name]
+        ins = graph.inputs_of(name)
+        in_shapes = [shapes[i] for i in ins]
+        acc = None
+        for k, src in enumerate(ins):
+            if src in values:
+                term = matrix(node, in_shapes, shapes[name], k, name) @ values[src]
+                acc = term if acc is None else acc + term
+        if acc is not None:
+            values[name] = acc.tocsr()
+    acc = None
+    for src in graph.inputs_of(target):
+        if src in values:
+            acc = values[src] if acc is None else acc + values[src]
+    if acc is None:
+        return sp.csr_matrix((int(np.prod(shapes[target])), n_src))
+    acc = acc.tocsr()
+    acc.eliminate_zeros()
+    return acc

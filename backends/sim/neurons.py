@@ -1,0 +1,187 @@
+"""Neuron dynamics of the event simulator, over a chunk of time steps at once.
+
+Two arithmetic models, both first-class:
+
+* ``FloatNeurons`` - float32, the IR's equations (ir/neurons.py) literally;
+* ``FixedNeurons`` - integers with Loihi / Lava ``fixed_pt`` semantics
+  (../shared/reference/LAVA_FIXED_POINT.md): ``u = trunc0(u*(4095-du)) + (a << 6)`` wrapped to
+  24 bits, ``v = clip(trunc0(v*(4096-dv)) + u + bias, +-(2**23-1))``, strict ``v > vth << 6``,
+  reset of v only (to zero, or by subtracting ``vth << 6`` for subtractive-reset populations).
+
+Each ``run(current, spikes)`` consumes the input currents of Tc steps, shaped (Tc, B, n), and
+writes the spikes into a preallocated bool array of the same shape. The per-step loop is plain
+numpy on (B, n) arrays: elementwise work only, the synaptic products are done before, for the
+whole chunk.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from snc.ir import Node
+
+V_MAX = 2**23 - 1  # voltage saturation (23 bits + sign)
+U_WRAP = 2**24
+U_MAX = 2**23
+
+
+def _flat(value, n: int, dtype) -> np.ndarray | float:
+    arr = np.asarray(value, dtype=dtype)
+    if arr.ndim == 0:
+        return arr.item() if dtype is np.float32 else arr
+    return np.ascontiguousarray(arr.reshape(-1) if arr.size == n else np.broadcast_to(arr, arr.shape).reshape(-1), dtype=dtype)
+
+
+class FloatNeurons:
+    """IF / LIF population state in float32 for a batch of B samples."""
+
+    def __init__(self, node: Node, shape: tuple[int, ...], batch: int) -> None:
+        n = int(np.prod(shape))
+        self.n = n
+        self.kind = node.kind
+        self.reset = node.reset
+        th = np.broadcast_to(np.asarray(node.threshold, dtype=np.float32), shape).reshape(-1)
+        self.th = float(th[0]) if np.all(th == th[0]) else np.ascontiguousarray(th)
+        self.refractory = int(node.refractory)
+        self.leaky = node.kind == "LIF" and (node.decay_current != 1.0 or node.decay_voltage != 0.0)
+        if node.kind == "LIF":
+            self.keep_u = np.float32(1.0 - node.decay_current)
+            self.keep_v = np.float32(1.0 - node.decay_voltage)
+        self.v = np.zeros((batch, n), dtype=np.float32)
+        self.u = np.zeros((batch, n), dtype=np.float32)
+        self.ref = np.zeros((batch, n), dtype=np.int32)
+        self._tmp = np.empty((batch, n), dtype=np.float32)
+
+    def run(self, current: np.ndarray, spikes: np.ndarray) -> None:
+        """current: (Tc, B, n) float32 total input of each step, bias included; spikes: (Tc, B, n) bool out."""
+        if self.refractory or self.leaky:
+            self._run_general(current, spikes)
+            return
+        v, th, tmp = self.v, self.th, self._tmp
+        subtract = self.reset == "subtract"
+        for t in range(current.shape[0]):
+            np.add(v, current[t], out=v)
+            s = spikes[t]
+            np.greater(v, th, out=s)
+            if subtract:
+                np.multiply(s, th, out=tmp)
+                np.subtract(v, tmp, out=v)
+            else:
+                np.putmask(v, s, 0.0)
+
+    def _run_general(self, current: np.ndarray, spikes: np.ndarray) -> None:
+        v, u, th = self.v, self.u, self.th
+        lif = self.kind == "LIF"
+        for t in range(current.shape[0]):
+            if lif:
+                u *= self.keep_u
+                u += current[t]
+                drive = u
+                v *= self.keep_v
+            else:
+                drive = current[t]
+            if self.refractory:
+                free = self.ref == 0
+                v += np.where(free, drive, 0.0).astype(np.float32)
+                self.ref -= (~free).astype(np.int32)
+            else:
+                v += drive
+            s = spikes[t]
+            np.greater(v, th, out=s)
+            if self.reset == "subtract":
+                v -= s * th
+            else:
+                v[s] = 0.0
+            if self.refractory:
+                self.ref[s] = self.refractory
+
+
+def trunc_decay(x: np.ndarray, keep: int) -> np.ndarray:
+    """trunc0(x * keep / 4096): the product rounded toward zero (Lava's decay)."""
+    prod = x.astype(np.int64) * keep
+    return np.sign(prod) * (np.abs(prod) >> 12)
+
+
+def wrap_int32(x: np.ndarray) -> np.ndarray:
+    return ((x.astype(np.int64) + 2**31) % 2**32) - 2**31
+
+
+def wrap_u(x: np.ndarray) -> np.ndarray:
+    """Lava's 24-bit current wrap: x > 2**23 -> x - 2**24; x <= -2**23 -> x + 2**24."""
+    x = np.where(x > U_MAX, x - U_WRAP, x)
+    return np.where(x <= -U_MAX, x + U_WRAP, x)
+
+
+class FixedNeurons:
+    """IF / LIF population state with Loihi fixed-point semantics, wrapped and saturated exactly as
+    Lava's PyLifModelBitAcc does (including its int32 intermediate arithmetic)."""
+
+    def __init__(self, node: Node, shape: tuple[int, ...], batch: int) -> None:
+        fx = node.fixed
+        n = int(np.prod(shape))
+        self.n = n
+        self.reset = node.reset
+        self.vth6 = int(fx.vth) << 6
+        self.du = int(fx.du)
+        self.dv = int(fx.dv)
+        mant = np.asarray(fx.bias_mant, dtype=np.int64)
+        mant = np.broadcast_to(mant, shape).reshape(-1) if mant.size else np.zeros(n, np.int64)
+        exp = int(fx.bias_exp)
+        self.bias = (mant << exp) if exp >= 0 else (mant >> -exp)
+        self.v = np.zeros((batch, n), dtype=np.int64)
+        self.u = np.zeros((batch, n), dtype=np.int64)
+        self.u_wraps = 0  # neuron-steps where the 24-bit current wrapped
+        self.v_saturations = 0  # neuron-steps where the voltage saturated (counted on the exact path)
+
+    def run(self, current: np.ndarray, spikes: np.ndarray, extra_bias: np.ndarray | None = None) -> None:
+        """current: (Tc, B, n) int64 ``a`` (summed, shifted synaptic input of each step);
+        extra_bias: (B, n) int64 per-sample bias in v units (direct analog input, programmed as bias)."""
+        bias = self.bias if extra_bias is None else self.bias + extra_bias
+        if self.du == 4095 and self.dv == 0:
+            # u has no memory: u[t] = wrap24(int32(a << 6)), computed for the whole chunk at once.
+            x = wrap_int32(wrap_int32(current) << 6)
+            u = wrap_u(x)
+            self.u_wraps += int(np.count_nonzero(u != x))
+            drive = u + bias
+            if np.abs(drive).max(initial=0) < 2**31 - 2**23 - 1:
+                self.u[...] = u[-1]
+                self._integrate_fast(drive.astype(np.int32), spikes)
+                return
+        self._run_exact(current, spikes, bias)
+
+    def _integrate_fast(self, drive: np.ndarray, spikes: np.ndarray) -> None:
+        # v + drive cannot leave int32 here (|v| <= 2**23 - 1, |drive| < 2**31 - 2**23 - 1).
+        v = self.v.astype(np.int32)
+        tmp = np.empty_like(v)
+        vth6 = np.int32(self.vth6)
+        for t in range(drive.shape[0]):
+            np.add(v, drive[t], out=v)
+            np.clip(v, -V_MAX, V_MAX, out=v)
+            s = spikes[t]
+            np.greater(v, vth6, out=s)
+            if self.reset == "subtract":
+                np.multiply(s, vth6, out=tmp)
+                np.subtract(v, tmp, out=v)
+            else:
+                np.putmask(v, s, 0)
+        self.v[...] = v
+
+    def _run_exact(self, current: np.ndarray, spikes: np.ndarray, bias: np.ndarray) -> None:
+        v, u = self.v, self.u
+        keep_u = 4096 - (self.du + 1)
+        keep_v = 4096 - self.dv
+        for t in range(current.shape[0]):
+            a6 = wrap_int32(wrap_int32(current[t]) << 6)
+            x = wrap_int32(wrap_int32(trunc_decay(u, keep_u)) + a6)
+            wrapped = wrap_u(x)
+            self.u_wraps += int(np.count_nonzero(wrapped != x))
+            u[...] = wrapped
+            y = wrap_int32(wrap_int32(trunc_decay(v, keep_v)) + u + bias)
+            clipped = np.clip(y, -V_MAX, V_MAX)
+            self.v_saturations += int(np.count_nonzero(clipped != y))
+            s = spikes[t]
+            np.greater(clipped, self.vth6, out=s)
+            if self.reset == "subtract":
+                clipped = clipped - s * self.vth6
+            else:
+                clipped = np.where(s, 0, clipped)
+            v[...] = clipped

@@ -1,0 +1,200 @@
+"""Lowering a spiking graph to what the simulator executes.
+
+Populations (Input, IF, LIF, Readout) hold state; everything between two populations is linear.
+For every population P and each population S that feeds it (possibly through several
+operators: pooling, reshapes, concatenations, residual joins) the plan holds one *projection*:
+the composed synaptic matrix M (n_P x n_S) plus the operator sub-graph that computes the same
+map densely. The matrix gives non-zero fan-out per source neuron (synaptic operations) and the
+columns the event-driven path gathers.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import scipy.sparse as sp
+
+from snc.errors import InvalidGraph, UnsupportedOperator
+from snc.ir import INPUT, NEURON, READOUT, Graph, Node, Shape
+
+from .. import linear_maps
+
+# A projection whose matrix is at least this dense is kept as a dense array (Dense layers).
+DENSE_MATRIX_DENSITY = 0.2
+
+
+@dataclass
+class Projection:
+    source: str
+    target: str
+    nodes: list[str]  # linear operators on the paths source -> target (topological order)
+    matrix: sp.csr_matrix  # (n_target, n_source) float64
+    fanout: np.ndarray  # non-zero synapses leaving each source neuron, (n_source,)
+    static: bool  # the source is a direct (analog, constant) input
+    dense_macs: int  # multiply-accumulates per sample-step when computed densely
+    dense_weight: np.ndarray | None = None  # (n_target, n_source) float32 when the map is a plain matrix
+    weight_exp: int = 0  # fixed-point: shift of the summed input (floor)
+    int_exact: str = ""  # "int8" when weights are integers in [-128, 127] (exact int8 kernel)
+
+    @property
+    def synapses(self) -> int:
+        return int(self.matrix.nnz)
+
+
+@dataclass
+class PopulationPlan:
+    name: str
+    node: Node
+    shape: Shape
+    projections: list[Projection] = field(default_factory=list)
+    ops: list[str] = field(default_factory=list)  # union of operator nodes feeding this population
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self.shape))
+
+    @property
+    def kind(self) -> str:
+        return self.node.kind
+
+    @property
+    def dynamic(self) -> list[Projection]:
+        return [p for p in self.projections if not p.static]
+
+    @property
+    def static(self) -> list[Projection]:
+        return [p for p in self.projections if p.static]
+
+
+@dataclass
+class Plan:
+    graph: Graph
+    shapes: dict[str, Shape]
+    populations: list[PopulationPlan]  # topological order, inputs first
+    by_name: dict[str, PopulationPlan]
+    outgoing: dict[str, list[Projection]]
+    fanout: dict[str, np.ndarray]  # total non-zero fan-out per neuron of each population
+
+    @property
+    def readouts(self) -> list[PopulationPlan]:
+        return [p for p in self.populations if p.node.role == READOUT]
+
+
+def _dense_macs(graph: Graph, shapes: dict[str, Shape], nodes: list[str]) -> int:
+    macs = 0
+    for name in nodes:
+        node = graph.nodes[name]
+        out = int(np.prod(shapes[name]))
+        if node.kind == "Dense":
+            macs += int(node.weight.size)
+        elif node.kind == "Conv2d":
+            macs += out * int(np.prod(node.weight.shape[1:]))
+        elif node.kind in ("SumPool2d", "AvgPool2d"):
+            macs += out * node.kernel[0] * node.kernel[1]
+        else:
+            macs += out
+    return macs
+
+
+def _int8_exact(m: np.ndarray) -> bool:
+    return bool(np.all(m == np.round(m)) and m.min(initial=0) >= -128 and m.max(initial=0) <= 127)
+
+
+def build_plan(graph: Graph, *, fixed: bool = False) -> Plan:
+    """Lower a validated spiking graph. ``fixed`` selects the integer weights (``node.fixed``)."""
+    shapes = graph.validate()
+    if not graph.is_spiking:
+        ann = [n for n, node in graph.nodes.items() if node.role == "ann"]
+        raise InvalidGraph(f"the graph still holds ANN layers {ann[:5]}; convert it to a spiking graph first", node=ann[0])
+    exps: dict[str, int] = {}
+    if fixed:
+        graph, exps = integer_graph(graph)
+    order = graph.topological_order()
+    pops = [n for n in order if graph.nodes[n].role in (INPUT, NEURON, READOUT)]
+    plans: list[PopulationPlan] = []
+    by_name: dict[str, PopulationPlan] = {}
+    outgoing: dict[str, list[Projection]] = {p: [] for p in pops}
+    position = {n: i for i, n in enumerate(order)}
+    for name in pops:
+        node = graph.nodes[name]
+        plan = PopulationPlan(name, node, shapes[name])
+        plans.append(plan)
+        by_name[name] = plan
+        if node.role == INPUT:
+            continue
+        # Walk back through linear operators to the feeding populations.
+        sub: set[str] = set()
+        sources: set[str] = set()
+        stack = list(graph.inputs_of(name))
+        while stack:
+            x = stack.pop()
+            if graph.nodes[x].role in (INPUT, NEURON, READOUT):
+                if graph.nodes[x].role == READOUT:
+                    raise InvalidGraph("a Readout cannot feed another population", node=x)
+                sources.add(x)
+            elif x not in sub:
+                sub.add(x)
+                stack.extend(graph.inputs_of(x))
+        plan.ops = sorted(sub, key=position.__getitem__)
+        if node.role == READOUT and node.mode == "spike_count":
+            if sub or len(sources) != 1 or graph.nodes[next(iter(sources))].role != NEURON:
+                raise InvalidGraph("a spike_count Readout must be fed directly by one spiking population", node=name)
+        for src in sorted(sources, key=position.__getitem__):
+            reach = {src}
+            nodes = []
+            for op in plan.ops:
+                if any(i in reach for i in graph.inputs_of(op)):
+                    reach.add(op)
+                    nodes.append(op)
+            m = linear_maps.compose(graph, shapes, src, name, nodes)
+            used = {exps[o] for o in nodes if o in exps}
+            if len(used) > 1:
+                raise UnsupportedOperator(f"projection {src} -> {name} mixes weight exponents {sorted(used)}", node=name)
+            exp = used.pop() if used else 0
+            if fixed and m.nnz and not np.all(m.data == np.round(m.data)):
+                raise UnsupportedOperator(f"projection {src} -> {name} does not compose to integer weights", node=name)
+            src_node = graph.nodes[src]
+            static = src_node.role == INPUT and src_node.encoding == "direct"
+            fanout = np.diff(m.tocsc().indptr).astype(np.int64)
+            proj = Projection(
+                source=src, target=name, nodes=nodes, matrix=m, fanout=fanout, static=static,
+                dense_macs=_dense_macs(graph, shapes, nodes) if nodes else int(np.prod(shapes[name])),
+                weight_exp=exp,
+            )
+            density = m.nnz / max(1, m.shape[0] * m.shape[1])
+            only_matrix_ops = all(graph.nodes[o].kind in ("Dense", "Flatten", "Reshape", "Scale", "Transpose") for o in nodes)
+            if density >= DENSE_MATRIX_DENSITY or only_matrix_ops and m.shape[0] * m.shape[1] <= 64_000_000:
+                proj.dense_weight = np.asarray(m.todense(), dtype=np.float32)
+                if _int8_exact(proj.dense_weight):
+                    proj.int_exact = "int8"
+            plan.projections.append(proj)
+            outgoing[src].append(proj)
+    fanout = {}
+    for name in pops:
+        total = np.zeros(int(np.prod(shapes[name])), dtype=np.int64)
+        for proj in outgoing[name]:
+            total += proj.fanout
+        fanout[name] = total
+    return Plan(graph, shapes, plans, by_name, outgoing, fanout)
+
+
+def integer_graph(graph: Graph) -> tuple[Graph, dict[str, int]]:
+    """A copy of ``graph`` whose weights are the fixed-point mantissas, and each weighted
+    operator's exponent. Fractional operators without a fixed form are refused."""
+    out = graph.copy()
+    exps: dict[str, int] = {}
+    for name, node in out.nodes.items():
+        if node.kind in ("Dense", "Conv2d"):
+            if node.fixed is None:
+                raise UnsupportedOperator("no fixed-point weights on this operator; run the quantize pass first", node=name)
+            out.replace(name, node.replace(weight=node.fixed.weight.astype(np.float32)))
+            exps[name] = int(node.fixed.weight_exp)
+        elif node.kind == "AvgPool2d":
+            raise UnsupportedOperator("average pooling has fractional weights; run the quantize pass first", node=name)
+        elif node.kind == "Scale" and not np.all(node.scale == np.round(node.scale)):
+            raise UnsupportedOperator("a fractional gain has no fixed-point form; run the quantize pass first", node=name)
+        elif node.kind == "SumPool2d" and node.fixed is not None:
+            exps[name] = int(node.fixed.weight_exp)
+        if node.role in (NEURON, READOUT) and node.fixed is None:
+            raise UnsupportedOperator("no fixed-point neuron parameters; run the quantize pass first", node=name)
+    return out, exps

@@ -1,0 +1,389 @@
+"""The event simulator: runs a spiking graph on a batch of samples, step by step in time.
+
+Time is processed in chunks of Tc steps and the graph population by population inside a
+chunk (populations in topological order), which is exact for feed-forward graphs:
+
+* layer-synchronous timing (``sync``): population P at step t sees its sources' spikes of step t
+  (the usual semantics of converted SNNs; a spike crosses the whole network in one step);
+* one-step synaptic delay (``delay``): P at step t sees its sources' spikes of step t-1, as Lava
+  and Loihi do (a Dense/Conv process sends what it computed in the previous step). A direct
+  (analog) input is a constant current, present from step 1 in both modes.
+
+All synaptic products of a chunk are done at once (dense GEMM/convolution or event gathers,
+chosen per population and chunk from the measured spike counts, see synapses.py); the per-step
+loop only updates neuron state (neurons.py).
+"""
+from __future__ import annotations
+
+import time
+from typing import Callable, Iterable
+
+import numpy as np
+import torch
+
+from snc.errors import InvalidData, InvalidGraph
+from snc.ir import INPUT, READOUT, Graph
+
+from .. import dense_ops
+from .neurons import FixedNeurons, FloatNeurons
+from .plan import Plan, PopulationPlan, build_plan
+from .result import PopulationStats, SimResult
+from .synapses import ProjectionKernel, evaluate_ops
+
+ARITHMETIC = ("float32", "fixed")
+TIMING = ("sync", "delay")
+CHUNK_ELEMENTS = 2_000_000  # neuron-steps of the largest population held per chunk
+
+
+def _check_data(graph: Graph, plan: Plan, data: np.ndarray, timesteps: int) -> np.ndarray:
+    (name,) = graph.input_names
+    return graph.nodes[name].conform(data, name, timesteps)
+
+
+class _Batch:
+    """State of one batch of samples while it runs."""
+
+    def __init__(self, sim: "Simulation", x: np.ndarray, first: int) -> None:
+        self.sim = sim
+        self.x = x
+        self.first = first
+        self.size = len(x)
+        plan = sim.plan
+        fixed = sim.fixed
+        self.neurons: dict[str, FloatNeurons | FixedNeurons] = {}
+        self.readout_v: dict[str, np.ndarray] = {}
+        self.const: dict[str, np.ndarray] = {}  # (B, n) current added every step: bias + static input
+        self.last: dict[str, np.ndarray] = {}  # spikes of the previous step (delay timing)
+        for pop in plan.populations:
+            node = pop.node
+            if node.role == INPUT:
+                if node.encoding != "direct":
+                    self.last[pop.name] = np.zeros((self.size, pop.size), dtype=bool)
+                continue
+            if node.role == READOUT:
+                self.readout_v[pop.name] = np.zeros((self.size, pop.size), dtype=np.int64 if fixed else np.float64)
+                if fixed:
+                    self.neurons[pop.name] = FixedNeurons(_readout_as_integrator(node), pop.shape, self.size)
+            else:
+                self.neurons[pop.name] = (FixedNeurons if fixed else FloatNeurons)(node, pop.shape, self.size)
+                self.last[pop.name] = np.zeros((self.size, pop.size), dtype=bool)
+            self.const[pop.name] = self._constant_current(pop)
+        if sim.rate_seed is not None:
+            self.rngs = [np.random.default_rng([sim.rate_seed, first + i]) for i in range(self.size)]
+
+    def _constant_current(self, pop: PopulationPlan) -> np.ndarray:
+        """Static input (direct analog sources through their operators) plus, in float mode, bias."""
+        sim = self.sim
+        static = np.zeros((self.size, pop.size), dtype=np.float64)
+        for proj in pop.static:
+            k = sim.kernels[(proj.source, proj.target)]
+            x = torch.from_numpy(self.x.reshape(self.size, -1))
+            if k.w is not None:
+                out = x.to(torch.float32) @ torch.from_numpy(sim.float_plan_weight(proj).T.copy())
+            else:
+                leaves = {proj.source: torch.from_numpy(self.x)}
+                out = evaluate_ops(sim.float_plan, pop.name, leaves, proj.nodes, torch.float32)
+            static += out.numpy().reshape(self.size, -1)
+        node = pop.node
+        if sim.fixed:
+            if not pop.static:
+                return np.zeros((self.size, pop.size), dtype=np.int64)
+            # Direct analog input enters as a per-sample bias in v units (host-computed W x).
+            fx = node.fixed
+            lsb = fx.scale / 64.0  # float value of one unit of v
+            step = 2.0 ** int(fx.bias_exp)
+            v_units = static / (lsb * step)
+            mant = np.sign(v_units) * np.floor(np.abs(v_units) + 0.5)
+            exp = int(fx.bias_exp)
+            mant = mant.astype(np.int64)
+            return (mant << exp) if exp >= 0 else (mant >> -exp)
+        if node.bias is not None:
+            static += node.bias.reshape(1, -1)
+        return static.astype(np.float32)
+
+
+def _readout_as_integrator(node):
+    """A Readout in fixed point is a LIF that never fires (threshold above the voltage range)."""
+    from snc.ir import NeuronFixed, IF
+
+    fx = node.fixed
+    never = NeuronFixed(vth=2**17, bias_mant=fx.bias_mant, bias_exp=fx.bias_exp, du=4095, dv=0, scale=fx.scale)
+    return IF(shape=node.shape, threshold=1.0, reset="zero", fixed=never)
+
+
+class Simulation:
+    def __init__(self, graph: Graph, *, arithmetic: str, timing: str, rate_seed: int | None) -> None:
+        if arithmetic not in ARITHMETIC:
+            raise ValueError(f"arithmetic must be one of {ARITHMETIC}")
+        if timing not in TIMING:
+            raise ValueError(f"timing must be one of {TIMING}")
+        self.fixed = arithmetic == "fixed"
+        self.timing = timing
+        self.rate_seed = rate_seed
+        self.plan = build_plan(graph, fixed=self.fixed)
+        self.float_plan = build_plan(graph) if self.fixed else self.plan
+        if len(graph.input_names) != 1:
+            raise InvalidGraph(f"the simulator runs graphs with one input, this one has {graph.input_names}")
+        self.kernels: dict[tuple[str, str], ProjectionKernel] = {}
+        for pop in self.plan.populations:
+            for proj in pop.projections:
+                dtype = torch.float32
+                if self.fixed and _max_row_abs(proj) >= 2**24:
+                    dtype = torch.float64  # float32 would round the integer sums
+                self.kernels[(proj.source, proj.target)] = ProjectionKernel(proj, dtype)
+        self.max_size = max(p.size for p in self.plan.populations)
+
+    def float_plan_weight(self, proj) -> np.ndarray:
+        fp = self.float_plan.by_name[proj.target]
+        (match,) = [p for p in fp.projections if p.source == proj.source]
+        return match.dense_weight
+
+
+def _max_row_abs(proj) -> float:
+    m = abs(proj.matrix)
+    return float(m.sum(axis=1).max()) if m.nnz else 0.0
+
+
+def simulate(
+    graph: Graph,
+    data: np.ndarray,
+    *,
+    labels: np.ndarray | None = None,
+    timesteps: int | None = None,
+    batch_size: int = 64,
+    arithmetic: str = "float32",
+    timing: str = "sync",
+    rasters: Iterable[int] = (),
+    seed: int = 0,
+    progress: Callable[[int, int], None] | None = None,
+    chunk_elements: int = CHUNK_ELEMENTS,
+) -> SimResult:
+    """Simulate ``graph`` on ``data`` (N, *input_shape) for ``timesteps`` steps.
+
+    arithmetic: ``float32`` or ``fixed`` (Loihi fixed point; needs a quantised graph).
+    timing:     ``sync`` (layer-synchronous) or ``delay`` (one step per projection, as Lava).
+    rasters:    sample indices whose full spike rasters to keep.
+    seed:       seed of the Bernoulli draws of rate-encoded inputs (per sample, so results do
+                not depend on the batch size).
+    progress:   called as progress(samples_done, samples_total) after each batch.
+    """
+    t_start = time.perf_counter()
+    timesteps = int(timesteps if timesteps is not None else graph.meta.get("timesteps", 64))
+    if timesteps < 1:
+        raise InvalidData(f"timesteps must be >= 1, got {timesteps}")
+    if batch_size < 1:
+        raise InvalidData(f"batch size must be >= 1, got {batch_size}")
+    has_rate = any(graph.nodes[n].encoding == "rate" for n in graph.input_names)
+    sim = Simulation(graph, arithmetic=arithmetic, timing=timing, rate_seed=seed if has_rate else None)
+    plan = sim.plan
+    data = _check_data(graph, plan, data, timesteps)
+    n_samples = len(data)
+    if labels is not None:
+        labels = np.asarray(labels)
+        if labels.dtype.kind not in "iu" or labels.shape != (n_samples,):
+            raise InvalidData(f"labels must be {n_samples} integers, got shape {labels.shape} dtype {labels.dtype}")
+    raster_set = sorted(set(int(r) for r in rasters if 0 <= int(r) < n_samples))
+
+    stats: dict[str, PopulationStats] = {}
+    for pop in plan.populations:
+        node = pop.node
+        stats[pop.name] = PopulationStats(
+            name=pop.name,
+            kind=node.kind,
+            neurons=pop.size,
+            timesteps=timesteps,
+            spikes=np.zeros((n_samples, timesteps), dtype=np.int32),
+            synops=np.zeros((n_samples, timesteps), dtype=np.int64),
+            active_updates=np.zeros((n_samples, timesteps), dtype=np.int32),
+            neuron_spikes=np.zeros(pop.size, dtype=np.int64),
+            analog=node.role == INPUT and node.encoding == "direct",
+            rasters={i: np.zeros((timesteps, pop.size), dtype=bool) for i in raster_set} if node.role != READOUT else {},
+        )
+    outputs = {p.name: np.zeros((n_samples, p.size), dtype=np.float64) for p in plan.readouts}
+    u_wraps: dict[str, int] = {}
+    v_sats: dict[str, int] = {}
+
+    for first in range(0, n_samples, batch_size):
+        x = data[first:first + batch_size]
+        batch = _Batch(sim, x, first)
+        b = batch.size
+        tc_max = max(1, min(timesteps, chunk_elements // max(1, b * sim.max_size)))
+        for pop in plan.populations:  # analog MACs of direct inputs: the same every step
+            if stats[pop.name].analog:
+                nz = (x.reshape(b, -1) != 0).astype(np.int64) @ plan.fanout[pop.name]
+                stats[pop.name].synops[first:first + b, :] = nz[:, None]
+        for t0 in range(0, timesteps, tc_max):
+            tc = min(tc_max, timesteps - t0)
+            _run_chunk(sim, batch, stats, data, t0, tc, raster_set)
+        for pop in plan.readouts:
+            v = batch.readout_v[pop.name]
+            if pop.node.mode == "spike_count":
+                outputs[pop.name][first:first + b] = v
+            elif sim.fixed:
+                outputs[pop.name][first:first + b] = batch.neurons[pop.name].v * (pop.node.fixed.scale / 64.0) / timesteps
+            else:
+                outputs[pop.name][first:first + b] = v / timesteps
+        if sim.fixed:
+            for name, neu in batch.neurons.items():
+                u_wraps[name] = u_wraps.get(name, 0) + neu.u_wraps
+                v_sats[name] = v_sats.get(name, 0) + neu.v_saturations
+        if progress is not None:
+            progress(min(first + b, n_samples), n_samples)
+
+    readout = plan.readouts[0].name
+    predictions = outputs[readout].argmax(axis=1)
+    overflow = {}
+    if sim.fixed:
+        overflow = {n: {"u_wraps": u_wraps.get(n, 0), "v_saturations": v_sats.get(n, 0)} for n in u_wraps if u_wraps[n] or v_sats[n]}
+    return SimResult(
+        predictions=predictions,
+        outputs=outputs,
+        populations=stats,
+        timesteps=timesteps,
+        arithmetic=arithmetic,
+        timing=timing,
+        labels=labels,
+        wall_seconds=time.perf_counter() - t_start,
+        overflow=overflow,
+    )
+
+
+def _input_spikes(sim: Simulation, batch: _Batch, pop: PopulationPlan, data: np.ndarray, t0: int, tc: int) -> np.ndarray:
+    node = pop.node
+    b = batch.size
+    if node.encoding == "spikes":
+        chunk = data[batch.first:batch.first + b, t0:t0 + tc]  # (B, tc, *shape)
+        return np.ascontiguousarray(chunk.reshape(b, tc, -1).transpose(1, 0, 2))
+    p = batch.x.reshape(b, -1)
+    out = np.empty((tc, b, pop.size), dtype=bool)
+    for i in range(b):
+        out[:, i, :] = batch.rngs[i].random((tc, pop.size), dtype=np.float32) < p[i]
+    return out
+
+
+def _run_chunk(sim: Simulation, batch: _Batch, stats, data, t0: int, tc: int, raster_set: list[int]) -> None:
+    plan = sim.plan
+    b = batch.size
+    rows = tc * b
+    spikes: dict[str, np.ndarray] = {}  # what each population emitted in this chunk, (tc, B, n)
+    seen: dict[str, np.ndarray] = {}  # what its targets see (delayed by one step in delay timing)
+    as_float: dict[str, torch.Tensor] = {}
+
+    def visible(src: str) -> np.ndarray:
+        if src not in seen:
+            s = spikes[src]
+            if sim.timing == "delay":
+                d = np.empty_like(s)
+                d[0] = batch.last[src]
+                d[1:] = s[:-1]
+                seen[src] = d
+            else:
+                seen[src] = s
+        return seen[src]
+
+    def float_of(src: str) -> torch.Tensor:
+        if src not in as_float:
+            as_float[src] = torch.from_numpy(visible(src).reshape(rows, -1).view(np.uint8)).to(torch.float32)
+        return as_float[src]
+
+    for pop in plan.populations:
+        node = pop.node
+        st = stats[pop.name]
+        if node.role == INPUT:
+            if node.encoding == "direct":
+                continue
+            s = _input_spikes(sim, batch, pop, data, t0, tc)
+            spikes[pop.name] = s
+            _record(sim, batch, st, pop, s, None, t0, tc, raster_set)
+            continue
+        if node.role == READOUT and node.mode == "spike_count":
+            (proj,) = pop.projections
+            batch.readout_v[pop.name] += np.count_nonzero(spikes[proj.source], axis=0)
+            continue
+        current = _synaptic_current(sim, batch, pop, visible, float_of, rows, st)
+        current = current.reshape(tc, b, pop.size)
+        if node.role == READOUT:
+            if sim.fixed:
+                dummy = np.zeros((tc, b, pop.size), dtype=bool)
+                batch.neurons[pop.name].run(current, dummy, batch.const[pop.name])
+            else:
+                batch.readout_v[pop.name] += current.sum(axis=0, dtype=np.float64) + tc * batch.const[pop.name]
+            continue
+        s = np.empty((tc, b, pop.size), dtype=bool)
+        neu = batch.neurons[pop.name]
+        if sim.fixed:
+            active = current if not np.any(batch.const[pop.name]) else (current << 6) + batch.const[pop.name]
+            st.active_updates[batch.first:batch.first + b, t0:t0 + tc] = np.count_nonzero(active, axis=2).T
+            neu.run(current, s, batch.const[pop.name])
+        else:
+            current += batch.const[pop.name]
+            st.active_updates[batch.first:batch.first + b, t0:t0 + tc] = np.count_nonzero(current, axis=2).T
+            neu.run(current, s)
+        spikes[pop.name] = s
+        _record(sim, batch, st, pop, s, None, t0, tc, raster_set)
+    if sim.timing == "delay":
+        for name, s in spikes.items():
+            batch.last[name] = s[-1].copy()
+
+
+def _synaptic_current(sim: Simulation, batch: _Batch, pop: PopulationPlan, visible, float_of, rows: int, st) -> np.ndarray:
+    """Summed synaptic input of ``pop`` for the chunk: (rows, n) float32, or int64 in fixed point."""
+    dyn = pop.dynamic
+    if sim.fixed:
+        total = np.zeros((rows, pop.size), dtype=np.int64)
+    else:
+        total = np.zeros((rows, pop.size), dtype=np.float32)
+    grouped: list = []  # op-chain projections evaluated densely together (float mode)
+    for proj in dyn:
+        kernel = sim.kernels[(proj.source, proj.target)]
+        src_spikes = visible(proj.source)
+        events = int(np.count_nonzero(src_spikes))
+        if events == 0:
+            st.chunks_event += 1
+            continue
+        use_events = kernel.event_cost(events) < kernel.dense_cost(rows, binary=True)
+        if use_events:
+            st.chunks_event += 1
+            out = kernel.events(src_spikes.reshape(rows, -1))
+        else:
+            st.chunks_dense += 1
+            if kernel.w is not None:
+                out = kernel.matrix_dense(float_of(proj.source), binary=True)
+            elif not sim.fixed:
+                grouped.append(proj)
+                continue
+            else:
+                leaf = float_of(proj.source).to(kernel.dtype).reshape((rows,) + tuple(sim.plan.shapes[proj.source]))
+                out = evaluate_ops(sim.plan, pop.name, {proj.source: leaf}, proj.nodes, kernel.dtype)
+        _accumulate(sim, total, out, proj)
+    if grouped:
+        leaves = {p.source: float_of(p.source).reshape((rows,) + tuple(sim.plan.shapes[p.source])) for p in grouped}
+        nodes = sorted({n for p in grouped for n in p.nodes}, key=pop.ops.index)
+        out = evaluate_ops(sim.plan, pop.name, leaves, nodes, torch.float32)
+        total += out.numpy()
+    return total
+
+
+def _accumulate(sim: Simulation, total: np.ndarray, out: torch.Tensor, proj) -> None:
+    if not sim.fixed:
+        total += out.numpy() if out.dtype == torch.float32 else out.to(torch.float32).numpy()
+        return
+    a = np.rint(out.numpy()).astype(np.int64)  # exact integer sums
+    e = proj.weight_exp
+    total += (a << e) if e >= 0 else (a >> -e)
+
+
+def _record(sim: Simulation, batch: _Batch, st: PopulationStats, pop: PopulationPlan, s: np.ndarray, _unused, t0: int, tc: int, raster_set) -> None:
+    b = batch.size
+    first = batch.first
+    st.spikes[first:first + b, t0:t0 + tc] = np.count_nonzero(s, axis=2).T
+    flat = s.reshape(tc * b, -1)
+    st.neuron_spikes += np.count_nonzero(flat, axis=0)
+    fan = sim.plan.fanout[pop.name]
+    if fan.any():
+        fdt = torch.float32 if fan.sum() < 2**24 else torch.float64
+        ops = torch.mv(torch.from_numpy(flat.view(np.uint8)).to(fdt), torch.from_numpy(fan).to(fdt))
+        st.synops[first:first + b, t0:t0 + tc] = ops.numpy().reshape(tc, b).T.round().astype(np.int64)
+    for i in raster_set:
+        if first <= i < first + b:
+            st.rasters[i][t0:t0 + tc] = s[:, i - first, :]

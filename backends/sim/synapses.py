@@ -1,0 +1,112 @@
+"""Synaptic input of a population for a chunk of time steps: dense products or event gathers.
+
+For each projection and chunk the simulator picks the cheaper of
+
+* **dense**: the whole chunk of source activity (R = Tc x B rows) through the operators
+  (a GEMM for matrix-shaped projections - an exact int8 GEMM when the weights are small integers
+  and the spikes binary - or torch convolutions/pooling for the rest), cost ~ R x MACs;
+* **events**: only the neurons that spiked: their columns of the synaptic matrix are gathered and
+  summed, cost ~ spikes x fan-out.
+
+The choice is made per population and chunk from the spike counts measured in that chunk
+(``choose_events``) with per-operation costs measured on this kind of machine
+(``benchmarks/sim_kernels.py``, recorded in docs/benchmarks.md).
+"""
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+import torch.nn.functional as F
+
+from .. import dense_ops
+from .plan import Plan, Projection
+
+# Seconds per operation, measured by benchmarks/sim_kernels.py (2-core Xeon with AMX, torch 2.13).
+COST_GEMM_F32 = 1.0e-11  # per multiply-accumulate, float32 GEMM
+COST_GEMM_INT8 = 3.0e-12  # per multiply-accumulate, int8 GEMM (AMX/VNNI)
+COST_CONV = 2.0e-11  # per multiply-accumulate, torch conv / pooling
+COST_GATHER_DENSE = 1.4e-10  # per gathered weight, embedding-bag over a dense matrix
+COST_GATHER_SPARSE = 4.0e-9  # per gathered weight, sparse x sparse product
+COST_FIXED = 2.0e-6  # per projection and chunk, fixed overhead of either path
+
+
+class ProjectionKernel:
+    """Pre-arranged weights of one projection for both paths."""
+
+    def __init__(self, proj: Projection, dtype: torch.dtype) -> None:
+        self.proj = proj
+        self.dtype = dtype
+        self.n_source = proj.matrix.shape[1]
+        self.n_target = proj.matrix.shape[0]
+        if proj.dense_weight is not None:
+            w = proj.dense_weight.astype(np.float64 if dtype == torch.float64 else np.float32)
+            self.w = torch.from_numpy(np.ascontiguousarray(w))  # (n_target, n_source)
+            self.wt = torch.from_numpy(np.ascontiguousarray(w.T))  # (n_source, n_target) for gathers
+            self.w_int8 = (
+                torch.from_numpy(np.ascontiguousarray(proj.dense_weight.T.astype(np.int8))) if proj.int_exact == "int8" else None
+            )
+            self.mt = None
+        else:
+            self.w = self.wt = self.w_int8 = None
+            self.mt = proj.matrix.T.tocsr().astype(np.float64 if dtype == torch.float64 else np.float32)
+        self.avg_fanout = proj.matrix.nnz / max(1, self.n_source)
+
+    # --- costs ----------------------------------------------------------------------------
+    def dense_cost(self, rows: int, binary: bool) -> float:
+        if self.w is not None:
+            per = COST_GEMM_INT8 if (binary and self.w_int8 is not None) else COST_GEMM_F32
+            return COST_FIXED + rows * self.n_source * self.n_target * per
+        return COST_FIXED + rows * self.proj.dense_macs * COST_CONV
+
+    def event_cost(self, events: int) -> float:
+        if self.w is not None:
+            return COST_FIXED + events * self.n_target * COST_GATHER_DENSE
+        return COST_FIXED + events * self.avg_fanout * COST_GATHER_SPARSE
+
+    # --- the two paths --------------------------------------------------------------------
+    def matrix_dense(self, x: torch.Tensor, binary: bool) -> torch.Tensor:
+        """x: (R, n_source) float (0/1 when binary). Returns (R, n_target)."""
+        if binary and self.w_int8 is not None and self.dtype != torch.float64:
+            return torch._int_mm(x.to(torch.int8), self.w_int8).to(self.dtype)
+        return x.to(self.dtype) @ self.wt
+
+    def events(self, spikes: np.ndarray) -> torch.Tensor:
+        """spikes: (R, n_source) bool. Returns (R, n_target) summed columns of the spiking sources."""
+        rows = spikes.shape[0]
+        if self.w is not None:
+            s = torch.from_numpy(spikes)
+            idx = s.nonzero()
+            counts = torch.bincount(idx[:, 0], minlength=rows)
+            offsets = torch.cumsum(counts, 0) - counts
+            return F.embedding_bag(idx[:, 1].contiguous(), self.wt, offsets, mode="sum")
+        s = sp.csr_matrix(spikes.astype(np.float32 if self.dtype != torch.float64 else np.float64))
+        out = (s @ self.mt).toarray()
+        return torch.from_numpy(out)
+
+
+def evaluate_ops(plan: Plan, target: str, leaves: dict[str, torch.Tensor], nodes: list[str], dtype: torch.dtype) -> torch.Tensor:
+    """Dense evaluation of the operators ``nodes`` (topological) feeding ``target``, with the
+    given source tensors (R, *shape) as leaves; inputs of Add/Concat that are not on these paths
+    contribute zero."""
+    graph, shapes = plan.graph, plan.shapes
+    values: dict[str, torch.Tensor] = dict(leaves)
+    rows = next(iter(leaves.values())).shape[0]
+    for name in nodes:
+        node = graph.nodes[name]
+        ins = graph.inputs_of(name)
+        present = [i for i in ins if i in values]
+        if not present:
+            continue
+        if node.kind == "Add":
+            xs = [values[i] for i in present]
+        elif node.kind == "Concat":
+            xs = [values[i] if i in values else torch.zeros((rows,) + tuple(shapes[i]), dtype=dtype) for i in ins]
+        else:
+            xs = [values[present[0]]]
+        values[name] = dense_ops.apply(node, xs)
+    out = None
+    for src in graph.inputs_of(target):
+        if src in values:
+            out = values[src] if out is None else out + values[src]
+    return out.reshape(rows, -1)

@@ -1,0 +1,105 @@
+"""``balance``: data-based threshold balancing (Rueckauer et al., Front. Neurosci. 2017).
+
+For every spiking population P the pass runs the calibration samples through the graph's ANN
+equivalent (each IF population as relu(I + b), capped by a ReLU ceiling if the source had one)
+and takes lambda_P, the p-th percentile of P's positive activations (p = 99.9 by default; 100
+gives the maximum). Then
+
+    threshold_P = lambda_P              (a spike stands for lambda_P units of activation)
+    weights leaving P *= lambda_P       (so the next layer receives the same current)
+
+With reset by subtraction, P's rate is then clip(a_P / lambda_P, 0, 1) and the network computes
+the ANN's function up to the percentile clipping. Each source scales only its own outgoing
+synapses, so residual joins and concatenations of differently scaled branches stay consistent.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from snc.backends import analog
+from snc.errors import CalibrationError, InvalidData
+from snc.ir import Graph, Scale
+
+from . import PassContext
+
+NAME = "balance"
+_COMMUTE = ("Flatten", "Reshape", "Transpose", "SumPool2d", "AvgPool2d")
+
+
+def scale_outputs(g: Graph, src: str, factor: float, start: str | None = None) -> None:
+    """Multiply everything ``src`` emits by ``factor``, folding the factor into the first weights
+    on each path (Dense, Conv2d, Scale) or, where a path reaches a join or a population first,
+    into a Scale node inserted on that edge."""
+    for user in g.users_of(src):
+        node = g.nodes[user]
+        if node.kind in ("Dense", "Conv2d"):
+            g.replace(user, node.replace(weight=(node.weight * np.float32(factor)).astype(np.float32)))
+        elif node.kind == "Scale":
+            g.replace(user, node.replace(scale=(node.scale * np.float32(factor)).astype(np.float32)))
+        elif node.kind in _COMMUTE:
+            scale_outputs(g, user, factor)
+        elif node.kind == "Readout" and node.mode == "spike_count":
+            continue  # a positive factor does not change which output counts most
+        else:
+            s = g.add(g.unique_name(f"{src}.gain"), Scale(scale=np.float32(factor)), [src])
+            g.set_inputs(user, [s if x == src else x for x in g.inputs_of(user)])
+
+
+def balance(graph: Graph, ctx: PassContext) -> Graph:
+    if graph.meta.get("balanced"):
+        ctx.note(NAME, "graph already balanced; skipped")
+        return graph.copy()
+    if ctx.calibration is None:
+        raise CalibrationError("threshold balancing needs calibration data (snc compile --calib X.npy)")
+    g = graph.copy()
+    pops = [n for n in g.topological_order() if g.nodes[n].kind in ("IF", "LIF")]
+    if not pops:
+        ctx.note(NAME, "no spiking populations to balance")
+        return g
+    calib = np.asarray(ctx.calibration)
+    if len(calib) == 0:
+        raise CalibrationError("the calibration set is empty")
+    try:
+        acts = analog.evaluate(g, calib, keep=pops, mode="relu")
+    except InvalidData as exc:
+        raise CalibrationError(f"calibration data does not fit the model: {exc.message}", node=exc.node) from None
+    p = float(ctx.percentile)
+    if not 0 < p <= 100:
+        raise CalibrationError(f"percentile must lie in (0, 100], got {p}")
+    lambdas: dict[str, float] = {}
+    for name in pops:
+        node = g.nodes[name]
+        a = acts[name]
+        positive = a[a > 0]
+        if positive.size:
+            lam = float(np.percentile(positive, p))
+        else:
+            lam = 1.0
+            ctx.note(NAME, f"population {name!r} is never active on the calibration data (threshold left at 1)", node=name)
+        ceiling = node.meta.get("ceiling")
+        if ceiling is not None:
+            lam = min(lam, float(ceiling))
+        lam = max(lam, 1e-12)
+        lambdas[name] = lam
+        meta = dict(node.meta)
+        meta["calibration"] = {
+            "lambda": lam,
+            "percentile": p,
+            "max": float(a.max(initial=0.0)),
+            "mean": float(a.mean()) if a.size else 0.0,
+            "active_fraction": float(positive.size / max(1, a.size)),
+            "clipped_fraction": float(np.count_nonzero(a > lam) / max(1, a.size)),
+            "samples": int(len(calib)),
+        }
+        g.replace(name, node.replace(threshold=lam, meta=meta))
+    for name in pops:
+        scale_outputs(g, name, lambdas[name])
+    g.meta["balanced"] = True
+    g.meta["percentile"] = p
+    ctx.note(
+        NAME,
+        f"thresholds from the {p:g}th percentile of {len(calib)} calibration samples",
+        thresholds={k: round(v, 6) for k, v in lambdas.items()},
+    )
+    g.validate()
+    return g

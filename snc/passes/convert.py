@@ -1,0 +1,150 @@
+"""``convert``: turn an ANN graph into a spiking graph (rate coding, Rueckauer et al. 2017).
+
+* every ReLU becomes an IF population with reset by subtraction (threshold 1 until ``balance``
+  sets it; a ReLU ceiling, e.g. ReLU6 or Clip, is kept in ``meta["ceiling"]``);
+* biases (of Dense/Conv2d, and the shifts of remaining ScaleShifts) become constant currents of
+  the neurons they reach: the affine map feeding each population is evaluated with every
+  population's output at zero, which gives an exact per-neuron bias even through padded
+  convolutions and pooling; the operators keep only their linear part;
+* max pooling becomes the exact spiking construction of ``maxpool.py`` (a MaxPool directly
+  before a ReLU is first swapped with it: relu(max(x)) = max(relu(x)));
+* the output layer becomes a non-spiking Readout (membrane integrator), so logits never spike.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from snc.backends import dense_ops
+from snc.errors import UnsupportedOperator
+from snc.ir import IF, Graph, Readout, Scale, ScaleShift
+
+from . import PassContext
+from .maxpool import expand_maxpool
+
+NAME = "convert"
+# Operators through which non-negative values stay non-negative.
+_KEEPS_SIGN = ("SumPool2d", "AvgPool2d", "Flatten", "Reshape", "Transpose", "Concat", "MaxPool2d")
+
+
+def _swap_maxpool_relu(g: Graph, ctx: PassContext) -> None:
+    for name in g.topological_order():
+        node = g.nodes.get(name)
+        if node is None or node.kind != "MaxPool2d":
+            continue
+        users = g.users_of(name)
+        if len(users) == 1 and g.nodes[users[0]].kind == "ReLU" and name not in g.outputs:
+            relu = users[0]
+            (src,) = g.inputs_of(name)
+            after = g.users_of(relu)
+            g.set_inputs(relu, [src])
+            g.set_inputs(name, [relu])
+            for u in after:
+                g.set_inputs(u, [name if x == relu else x for x in g.inputs_of(u)])
+            g.outputs = [name if o == relu else o for o in g.outputs]
+            ctx.note(NAME, f"swapped MaxPool {name!r} and ReLU {relu!r} (relu(max x) = max(relu x))", node=name)
+
+
+def _non_negative(g: Graph, name: str) -> bool:
+    node = g.nodes[name]
+    if node.kind in ("ReLU", "IF", "LIF"):
+        return True
+    if node.role == "input":
+        return node.encoding != "direct"
+    if node.kind in _KEEPS_SIGN:
+        return all(_non_negative(g, i) for i in g.inputs_of(name))
+    return False
+
+
+@torch.inference_mode()
+def _constant_currents(g: Graph, shapes: dict) -> dict[str, np.ndarray]:
+    """Value of every node when all population outputs (inputs, ReLUs, max-pools) are zero."""
+    values: dict[str, torch.Tensor] = {}
+    for name in g.topological_order():
+        node = g.nodes[name]
+        if node.role in ("input", "neuron") or node.kind in ("ReLU", "MaxPool2d"):
+            values[name] = torch.zeros((1,) + tuple(shapes[name]))
+        else:
+            values[name] = dense_ops.apply(node, [values[i] for i in g.inputs_of(name)])
+    return {k: v[0].numpy().astype(np.float32) for k, v in values.items()}
+
+
+def convert(graph: Graph, ctx: PassContext) -> Graph:
+    g = graph.copy()
+    if g.is_spiking and any(n.role == "readout" for n in g.nodes.values()):
+        ctx.note(NAME, "graph is already spiking; nothing to convert")
+        return g
+    for name in list(g.nodes):
+        node = g.nodes[name]
+        if node.kind == "BatchNorm":
+            s, t = node.affine()
+            view = (-1,) + (1,) * (len(g.infer_shapes()[name]) - 1)
+            g.replace(name, ScaleShift(scale=s.reshape(view), shift=t.reshape(view), meta=dict(node.meta)))
+        elif node.role == "neuron" or node.role == "readout":
+            raise UnsupportedOperator("mixed ANN/SNN graphs are not supported by convert", node=name)
+    _swap_maxpool_relu(g, ctx)
+    shapes = g.infer_shapes()
+    for name in g.topological_order():
+        if g.nodes[name].kind == "MaxPool2d":
+            (src,) = g.inputs_of(name)
+            if not _non_negative(g, src):
+                raise UnsupportedOperator(
+                    "max pooling over values that may be negative has no rate-coded form (put it after a ReLU)", node=name
+                )
+    constants = _constant_currents(g, shapes)
+
+    # Outputs -> readouts (logits never spike).
+    readouts = []
+    for out in list(g.outputs):
+        node = g.nodes[out]
+        rname = g.unique_name("readout" if len(g.outputs) == 1 else f"readout_{out}")
+        if node.kind == "ReLU":
+            # A rectified output: count the spikes of its population.
+            g.add(rname, Readout(shape=shapes[out], mode="spike_count"), [out])
+            ctx.note(NAME, f"output {out!r} is a ReLU: reading out its spike counts", node=rname)
+        else:
+            bias = constants[out]
+            g.add(rname, Readout(shape=shapes[out], mode="membrane", bias=bias if np.any(bias) else None), [out])
+            ctx.note(NAME, f"output {out!r} becomes the non-spiking readout {rname!r}", node=rname)
+        readouts.append(rname)
+    g.outputs = readouts
+
+    # ReLU -> IF with the exact constant current of its input.
+    n_relu = 0
+    for name in g.topological_order():
+        node = g.nodes[name]
+        if node.kind != "ReLU":
+            continue
+        (src,) = g.inputs_of(name)
+        bias = constants[src]
+        meta = dict(node.meta)
+        if node.ceiling is not None:
+            meta["ceiling"] = float(node.ceiling)
+        g.replace(name, IF(shape=shapes[name], threshold=1.0, reset="subtract", bias=bias if np.any(bias) else None, meta=meta))
+        n_relu += 1
+    ctx.note(NAME, f"{n_relu} ReLU layer(s) became IF populations (reset by subtraction, biases as constant currents)")
+
+    # Operators keep their linear part only.
+    for name in list(g.topological_order()):
+        node = g.nodes[name]
+        if node.kind in ("Dense", "Conv2d") and node.bias is not None:
+            g.replace(name, node.replace(bias=None))
+        elif node.kind == "ScaleShift":
+            if np.all(node.scale == 1):
+                g.bypass(name)
+            else:
+                g.replace(name, Scale(scale=node.scale, meta=dict(node.meta)))
+
+    # Max pooling -> spiking tournament.
+    shapes = g.infer_shapes()
+    for name in g.topological_order():
+        if name in g.nodes and g.nodes[name].kind == "MaxPool2d":
+            pops = expand_maxpool(g, name, shapes)
+            ctx.note(
+                NAME,
+                f"max pool {name!r} built from {len(pops)} level(s) of relu(a - b) units: exact in the rate limit, "
+                "with an O(1/T) transient",
+                node=name,
+            )
+    g.validate()
+    return g

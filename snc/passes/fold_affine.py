@@ -1,0 +1,130 @@
+"""``fold-affine``: fold constant elementwise scale/shift (ScaleShift) into affine neighbours.
+
+ScaleShift y = x * s + t comes from constant Sub/Mul/Div/Add in a model (typically input
+normalisation) or from a BatchNorm with nothing to fold into. Folds, each exact:
+
+* two ScaleShifts in a row merge: (x s1 + t1) s2 + t2 = x (s1 s2) + (t1 s2 + t2);
+* after a Dense/Conv2d, per-output-channel constants fold into its weights and bias;
+* before Dense layers: W' = W diag(s), b' = b + W t;
+* before Conv2d layers: a per-input-channel scale folds into the kernel; the shift folds into
+  the bias only without padding (with zero padding the border outputs see fewer shifted inputs,
+  so the shift stays and ``convert`` turns it into an exact per-neuron bias current).
+
+What cannot fold stays; ``convert`` handles any remaining ScaleShift exactly.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from snc.ir import Graph, ScaleShift
+
+from . import PassContext
+
+NAME = "fold-affine"
+
+
+def _per_channel(a: np.ndarray, shape: tuple[int, ...]) -> np.ndarray | None:
+    """Constants as one value per channel (axis 0) if they do not vary along other axes."""
+    full = np.broadcast_to(a, shape)
+    if full.size == 0:
+        return None
+    c = shape[0]
+    flat = full.reshape(c, -1)
+    if np.all(flat == flat[:, :1]):
+        return flat[:, 0].astype(np.float64)
+    return None
+
+
+def _fold_into_previous(g: Graph, name: str, node: ScaleShift, shapes) -> bool:
+    (src,) = g.inputs_of(name)
+    prev = g.nodes[src]
+    if prev.kind not in ("Dense", "Conv2d") or g.users_of(src) != [name] or src in g.outputs:
+        return False
+    shape = shapes[name]
+    s = _per_channel(node.scale, shape)
+    t = _per_channel(node.shift, shape)
+    if s is None or t is None:
+        return False
+    view = (-1,) + (1,) * (prev.weight.ndim - 1)
+    weight = prev.weight * s.reshape(view)
+    bias = (prev.bias if prev.bias is not None else 0.0) * s + t
+    g.replace(src, prev.replace(weight=weight.astype(np.float32), bias=np.asarray(bias, np.float32)))
+    g.bypass(name)
+    return True
+
+
+def _fold_into_next(g: Graph, name: str, node: ScaleShift, shapes, ctx) -> bool:
+    users = g.users_of(name)
+    if not users or name in g.outputs or any(g.nodes[u].kind not in ("Dense", "Conv2d") for u in users):
+        return False
+    shape = shapes[name]
+    plans = []
+    keep_shift = False
+    for u in users:
+        nxt = g.nodes[u]
+        if nxt.kind == "Dense":
+            s = np.broadcast_to(node.scale, shape).reshape(-1).astype(np.float64)
+            t = np.broadcast_to(node.shift, shape).reshape(-1).astype(np.float64)
+            w = nxt.weight.astype(np.float64)
+            bias = (nxt.bias if nxt.bias is not None else 0.0) + w @ t
+            plans.append((u, nxt.replace(weight=(w * s[None, :]).astype(np.float32), bias=np.asarray(bias, np.float32))))
+        else:
+            s = _per_channel(node.scale, shape)
+            t = _per_channel(node.shift, shape)
+            if s is None or t is None:
+                return False
+            c_out, c_in_g = nxt.weight.shape[:2]
+            per_group_out = c_out // nxt.groups
+            cin = (np.arange(c_out)[:, None] // per_group_out) * c_in_g + np.arange(c_in_g)[None, :]
+            w = nxt.weight.astype(np.float64) * s[cin][:, :, None, None]
+            if any(nxt.padding) and np.any(t != 0):
+                keep_shift = True
+                bias = nxt.bias
+            else:
+                bias = (nxt.bias if nxt.bias is not None else 0.0) + (w * t[cin][:, :, None, None]).sum(axis=(1, 2, 3))
+                bias = np.asarray(bias, np.float32)
+            plans.append((u, nxt.replace(weight=w.astype(np.float32), bias=bias)))
+    for u, new in plans:
+        g.replace(u, new)
+    if keep_shift:
+        # The scale went into the kernels; the shift stays for convert (exact per-neuron bias).
+        g.replace(name, ScaleShift(scale=np.ones((), np.float32), shift=node.shift, meta=dict(node.meta)))
+        ctx.note(NAME, f"scale of {name!r} folded into {users}; its shift stays before a padded convolution and becomes a bias current", node=name)
+        return False
+    g.bypass(name)
+    return True
+
+
+def fold_affine(graph: Graph, ctx: PassContext) -> Graph:
+    g = graph.copy()
+    changed = True
+    while changed:
+        changed = False
+        shapes = g.infer_shapes()
+        for name in g.topological_order():
+            node = g.nodes.get(name)
+            if node is None or node.kind != "ScaleShift":
+                continue
+            users = g.users_of(name)
+            if np.all(node.scale == 1) and np.all(node.shift == 0) and name not in g.outputs:
+                g.bypass(name)
+                ctx.note(NAME, f"removed identity scale/shift {name!r}", node=name)
+                changed = True
+                break
+            if len(users) == 1 and g.nodes[users[0]].kind == "ScaleShift" and name not in g.outputs:
+                nxt = g.nodes[users[0]]
+                merged = ScaleShift(scale=node.scale * nxt.scale, shift=node.shift * nxt.scale + nxt.shift, meta=dict(nxt.meta))
+                g.replace(users[0], merged)
+                g.bypass(name)
+                ctx.note(NAME, f"merged scale/shift {name!r} into {users[0]!r}", node=users[0])
+                changed = True
+                break
+            if _fold_into_previous(g, name, node, shapes):
+                ctx.note(NAME, f"folded scale/shift {name!r} into the layer before it", node=name)
+                changed = True
+                break
+            if _fold_into_next(g, name, node, shapes, ctx):
+                ctx.note(NAME, f"folded scale/shift {name!r} into {users}", node=name)
+                changed = True
+                break
+    return g
