@@ -41,6 +41,7 @@ class FloatNeurons:
         self.reset = node.reset
         th = np.broadcast_to(np.asarray(node.threshold, dtype=np.float32), shape).reshape(-1)
         self.th = float(th[0]) if np.all(th == th[0]) else np.ascontiguousarray(th)
+        self.bias = None if node.bias is None else node.bias.reshape(-1).astype(np.float32)
         self.refractory = int(node.refractory)
         self.leaky = node.kind == "LIF" and (node.decay_current != 1.0 or node.decay_voltage != 0.0)
         if node.kind == "LIF":
@@ -51,11 +52,17 @@ class FloatNeurons:
         self.ref = np.zeros((batch, n), dtype=np.int32)
         self._tmp = np.empty((batch, n), dtype=np.float32)
 
-    def run(self, current: np.ndarray, spikes: np.ndarray) -> None:
-        """current: (Tc, B, n) float32 total input of each step, bias included; spikes: (Tc, B, n) bool out."""
+    def run(self, current: np.ndarray, spikes: np.ndarray) -> np.ndarray:
+        """current: (Tc, B, n) float32 synaptic input of each step (modified in place);
+        spikes: (Tc, B, n) bool, written. Returns the active updates per step and sample, (Tc, B):
+        neurons whose input (synaptic current plus bias) was non-zero."""
         if self.refractory or self.leaky:
+            active = np.count_nonzero(current if self.bias is None else current + self.bias, axis=2)
             self._run_general(current, spikes)
-            return
+            return active
+        if self.bias is not None:
+            current += self.bias  # for IF, u = I: the bias can join the input
+        active = np.count_nonzero(current, axis=2)
         v, th, tmp = self.v, self.th, self._tmp
         subtract = self.reset == "subtract"
         for t in range(current.shape[0]):
@@ -67,28 +74,30 @@ class FloatNeurons:
                 np.subtract(v, tmp, out=v)
             else:
                 np.putmask(v, s, 0.0)
+        return active
 
     def _run_general(self, current: np.ndarray, spikes: np.ndarray) -> None:
         v, u, th = self.v, self.u, self.th
         lif = self.kind == "LIF"
+        bias = self.bias
         for t in range(current.shape[0]):
             if lif:
                 u *= self.keep_u
                 u += current[t]
-                drive = u
+                drive = u if bias is None else u + bias
                 v *= self.keep_v
             else:
-                drive = current[t]
+                drive = current[t] if bias is None else current[t] + bias
             if self.refractory:
                 free = self.ref == 0
-                v += np.where(free, drive, 0.0).astype(np.float32)
+                v += np.where(free, drive, np.float32(0.0)).astype(np.float32)
                 self.ref -= (~free).astype(np.int32)
             else:
                 v += drive
             s = spikes[t]
             np.greater(v, th, out=s)
             if self.reset == "subtract":
-                v -= s * th
+                v -= s * np.float32(th) if np.isscalar(th) else s * th
             else:
                 v[s] = 0.0
             if self.refractory:

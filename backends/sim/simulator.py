@@ -52,7 +52,7 @@ class _Batch:
         fixed = sim.fixed
         self.neurons: dict[str, FloatNeurons | FixedNeurons] = {}
         self.readout_v: dict[str, np.ndarray] = {}
-        self.const: dict[str, np.ndarray] = {}  # (B, n) current added every step: bias + static input
+        self.const: dict[str, np.ndarray] = {}  # (B, n) synaptic input of every step from direct (static) sources
         self.last: dict[str, np.ndarray] = {}  # spikes of the previous step (delay timing)
         for pop in plan.populations:
             node = pop.node
@@ -72,7 +72,8 @@ class _Batch:
             self.rngs = [np.random.default_rng([sim.rate_seed, first + i]) for i in range(self.size)]
 
     def _constant_current(self, pop: PopulationPlan) -> np.ndarray:
-        """Static input (direct analog sources through their operators) plus, in float mode, bias."""
+        """Input from direct (analog, constant) sources through their operators, the same every
+        step. In fixed point it is programmed as a per-sample bias (v units), as a host would."""
         sim = self.sim
         static = np.zeros((self.size, pop.size), dtype=np.float64)
         for proj in pop.static:
@@ -97,8 +98,8 @@ class _Batch:
             exp = int(fx.bias_exp)
             mant = mant.astype(np.int64)
             return (mant << exp) if exp >= 0 else (mant >> -exp)
-        if node.bias is not None:
-            static += node.bias.reshape(1, -1)
+        if node.role == READOUT and node.bias is not None:
+            static += node.bias.reshape(1, -1)  # a readout integrates input and bias alike
         return static.astype(np.float32)
 
 
@@ -317,8 +318,7 @@ def _run_chunk(sim: Simulation, batch: _Batch, stats, data, t0: int, tc: int, ra
             neu.run(current, s, batch.const[pop.name])
         else:
             current += batch.const[pop.name]
-            st.active_updates[batch.first:batch.first + b, t0:t0 + tc] = np.count_nonzero(current, axis=2).T
-            neu.run(current, s)
+            st.active_updates[batch.first:batch.first + b, t0:t0 + tc] = neu.run(current, s).T
         spikes[pop.name] = s
         _record(sim, batch, st, pop, s, None, t0, tc, raster_set)
     if sim.timing == "delay":

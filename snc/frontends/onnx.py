@@ -32,6 +32,7 @@ import dataclasses
 import heapq
 import os
 import warnings
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -111,7 +112,9 @@ def _load_model(model: Any) -> onnx.ModelProto:
             # Parsing bytes never resolves external data (onnx.load(load_external_data=False) does the same).
             proto = onnx.load_model_from_string(data)
         except Exception as exc:  # protobuf DecodeError and friends: report one line, not a traceback
-            raise InvalidModel(f"not a readable ONNX model (truncated or corrupt protobuf: {_first_line(exc)})") from None
+            raise InvalidModel(
+                f"not a readable ONNX model (truncated or corrupt protobuf: {_first_line(exc)})"
+            ) from None
     if not proto.HasField("graph") or proto.ir_version <= 0:
         raise InvalidModel("not an ONNX model (no IR version or no graph)")
     if not proto.graph.output:
@@ -209,6 +212,7 @@ class _Converter:
         self.consumers: dict[str, int] = {}
         self.declared: dict[str, tuple[int | None, ...]] = {}
         self.folded = 0
+        self.name_count: Counter[str] = Counter(n.name for n in model.graph.node)
 
     # --- driver ---------------------------------------------------------------------------
     def convert(self) -> Graph:
@@ -223,6 +227,7 @@ class _Converter:
         self._read_initializers()
         self._read_inputs()
         nodes = self._live_nodes_in_order()
+        self._drop_unused_inputs()
         for node in nodes:
             self._convert_node(node)
         self._set_outputs()
@@ -265,8 +270,10 @@ class _Converter:
                 raise UnsupportedOperator("graph input is not a tensor", node=name)
             tt = vi.type.tensor_type
             if tt.elem_type not in _FLOAT_TYPES:
-                dtype = onnx.TensorProto.DataType.Name(tt.elem_type) if tt.elem_type in onnx.TensorProto.DataType.values() else tt.elem_type
-                raise UnsupportedOperator(f"graph input has element type {dtype}; snc reads floating-point inputs only", node=name)
+                raise UnsupportedOperator(
+                    f"graph input has element type {_dtype_name(tt.elem_type)}; snc reads floating-point inputs only",
+                    node=name,
+                )
             if not tt.HasField("shape"):
                 raise ShapeError("graph input declares no shape; snc needs static sample shapes", node=name)
             dims = list(tt.shape.dim)
@@ -279,7 +286,10 @@ class _Converter:
             for i, d in enumerate(dims[1:], start=1):
                 if not d.HasField("dim_value") or d.dim_value < 1:
                     label = d.dim_param or "unknown"
-                    raise ShapeError(f"axis {i} of the input is not a fixed size ({label!r}); snc needs static sample shapes", node=name)
+                    raise ShapeError(
+                        f"axis {i} of the input is not a fixed size ({label!r}); snc needs static sample shapes",
+                        node=name,
+                    )
                 sample.append(int(d.dim_value))
             batch = dims[0]
             if batch.HasField("dim_value") and batch.dim_value > 1:
@@ -317,7 +327,10 @@ class _Converter:
                 if inp in producer:
                     stack.append(producer[inp])
                 elif inp not in self.consts and inp not in self.acts:
-                    raise InvalidModel(f"input {inp!r} is not produced by any node, initializer or graph input", node=_display(nodes[i]))
+                    raise InvalidModel(
+                        f"input {inp!r} is not produced by any node, initializer or graph input",
+                        node=_display(nodes[i]),
+                    )
         dead = len(nodes) - len(live)
         if dead:
             self.notes.append(f"ignored {dead} node(s) whose outputs reach no graph output")
@@ -344,13 +357,21 @@ class _Converter:
             for inp in nodes[i].input:
                 if inp:
                     self.consumers[inp] = self.consumers.get(inp, 0) + 1
-        names = [n.name for n in nodes]
-        self._name_count = {n: names.count(n) for n in set(names)}
         return [nodes[i] for i in order]
+
+    def _drop_unused_inputs(self) -> None:
+        """Graph inputs no live node reads (and that are no output) would only demand data."""
+        for name, act in list(self.acts.items()):
+            if not self.consumers.get(name) and name not in self.graph_outputs:
+                self.graph.remove(act.node)
+                del self.acts[name]
+                self.notes.append(f"ignored graph input {name!r}, which no output depends on")
 
     def _convert_node(self, node: onnx.NodeProto) -> None:
         display = _display(node)
-        base = node.name if node.name and self._name_count.get(node.name) == 1 else (node.output[0] if node.output and node.output[0] else node.op_type)
+        # IR name: the ONNX node name when it is unique, else the first output tensor's name.
+        first_output = node.output[0] if node.output and node.output[0] else node.op_type
+        base = node.name if node.name and self.name_count[node.name] == 1 else first_output
         try:
             attrs = {a.name: _attribute_value(a) for a in node.attribute}
             op = _Op(node, display, base, attrs)
@@ -380,7 +401,9 @@ class _Converter:
         outputs: list[str] = []
         for out in self.graph_outputs:
             if out in self.consts:
-                raise UnsupportedOperator(f"graph output {out!r} is a constant that does not depend on the input", node=out)
+                raise UnsupportedOperator(
+                    f"graph output {out!r} is a constant that does not depend on the input", node=out
+                )
             act = self.acts.get(out)
             if act is None:
                 raise InvalidModel(f"graph output {out!r} was not computed", node=out)
@@ -407,7 +430,9 @@ class _Converter:
     def _const(self, op: _Op, i: int, what: str) -> np.ndarray | None:
         value = self._value(op, i)
         if isinstance(value, _Act):
-            raise UnsupportedOperator(f"{op.type} needs a constant {what} (input {i}); it is computed from the network input")
+            raise UnsupportedOperator(
+                f"{op.type} needs a constant {what} (input {i}); it is computed from the network input"
+            )
         return value
 
     def _act(self, op: _Op, i: int = 0, *, allow_pad: bool = False) -> _Act:
@@ -415,7 +440,9 @@ class _Converter:
         if value is None:
             raise InvalidModel(f"{op.type} lacks its input {i}")
         if not isinstance(value, _Act):
-            raise UnsupportedOperator(f"{op.type} input {i} is unexpectedly a constant")
+            raise UnsupportedOperator(
+                f"{op.type} input {i} is a constant where snc expects a tensor computed from the network input"
+            )
         if value.pad is not None and not allow_pad:
             raise UnsupportedOperator(
                 f"its input is zero-padded by Pad {value.pad_by!r}, which snc folds only into a following "
@@ -508,10 +535,12 @@ class _Converter:
     def _sample_constant(self, op: _Op, c: np.ndarray, act: _Act) -> np.ndarray:
         """A constant of an elementwise op, broadcast over the batch: the same constant without
         its batch axis, which must broadcast to the sample shape without changing it."""
-        c = np.asarray(c, dtype=np.float32)
+        c = np.array(c, dtype=np.float32)  # a copy: initializers may be shared between nodes
         rank = len(act.shape) + 1
         if c.ndim > rank:
-            raise UnsupportedOperator(f"{op.type} constant of shape {c.shape} has more axes than the tensor (batch, *{act.shape})")
+            raise UnsupportedOperator(
+                f"{op.type} constant of shape {c.shape} has more axes than the tensor (batch, *{act.shape})"
+            )
         if c.ndim == rank:
             if c.shape[0] != 1:
                 raise UnsupportedOperator(f"{op.type} constant of shape {c.shape} varies along the batch axis")
@@ -519,9 +548,13 @@ class _Converter:
         try:
             out = np.broadcast_shapes(act.shape, c.shape)
         except ValueError:
-            raise ShapeError(f"{op.type} constant of shape {c.shape} does not broadcast to the sample shape {act.shape}") from None
+            raise ShapeError(
+                f"{op.type} constant of shape {c.shape} does not broadcast to the sample shape {act.shape}"
+            ) from None
         if tuple(out) != act.shape:
-            raise UnsupportedOperator(f"{op.type} constant of shape {c.shape} would broadcast the tensor from {act.shape} to {tuple(out)}")
+            raise UnsupportedOperator(
+                f"{op.type} constant of shape {c.shape} would broadcast the tensor from {act.shape} to {tuple(out)}"
+            )
         return c
 
     def _affine(self, op: _Op, index: int, scale: np.ndarray, shift: np.ndarray) -> None:
@@ -550,7 +583,10 @@ class _Converter:
         shape = acts[0].shape
         for a in acts[1:]:
             if a.shape != shape:
-                raise UnsupportedOperator(f"{op.type} of tensors of shapes {[a.shape for a in acts]} needs broadcasting; snc adds equal shapes only")
+                raise UnsupportedOperator(
+                    f"{op.type} of tensors of shapes {[a.shape for a in acts]} needs broadcasting; "
+                    "snc adds equal shapes only"
+                )
         weight: dict[str, float] = {}
         by_node: dict[str, _Act] = {}
         for a, s in zip(acts, signs):
@@ -582,7 +618,7 @@ class _Converter:
     def _cast(self, op: _Op) -> None:
         to = int(op.attrs.get("to", 0))
         if to not in (onnx.TensorProto.FLOAT, onnx.TensorProto.DOUBLE):
-            raise UnsupportedOperator(f"Cast of an activation to {onnx.TensorProto.DataType.Name(to) if to in onnx.TensorProto.DataType.values() else to}; snc computes in float")
+            raise UnsupportedOperator(f"Cast of an activation to {_dtype_name(to)}; snc computes in float")
         self._alias(op, self._act(op, 0))
 
     def _relu(self, op: _Op) -> None:
@@ -596,6 +632,8 @@ class _Converter:
             lo_c, hi_c = self._const(op, 1, "min"), self._const(op, 2, "max")
             lo = None if lo_c is None else float(np.asarray(lo_c).reshape(-1)[0])
             hi = None if hi_c is None else float(np.asarray(hi_c).reshape(-1)[0])
+        if (lo is not None and np.isnan(lo)) or (hi is not None and np.isnan(hi)):
+            raise InvalidModel(f"Clip bound is NaN (min={lo}, max={hi})")
         lo = None if lo is None or not np.isfinite(lo) or abs(lo) >= _UNBOUNDED else float(lo)
         hi = None if hi is None or not np.isfinite(hi) or abs(hi) >= _UNBOUNDED else float(hi)
         if lo is None and hi is None:
@@ -608,7 +646,8 @@ class _Converter:
             return
         if lo is None:
             raise UnsupportedOperator(
-                f"Clip with only an upper bound ({hi}) computes min(x, c), not a rectifier; snc represents Clip(0, c) only"
+                f"Clip with only an upper bound ({hi}) computes min(x, c), not a rectifier; "
+                "snc represents Clip(0, c) only"
             )
         raise UnsupportedOperator(
             f"Clip with min={lo}; snc represents Clip only with min 0 (a ReLU, optionally with a ceiling), "
@@ -628,19 +667,24 @@ class _Converter:
             )
         kernel = tuple(int(k) for k in weight.shape[2:])
         if "kernel_shape" in op.attrs and tuple(op.attrs["kernel_shape"]) != kernel:
-            raise InvalidModel(f"kernel_shape {tuple(op.attrs['kernel_shape'])} disagrees with the weight shape {weight.shape}")
+            raise InvalidModel(
+                f"kernel_shape {tuple(op.attrs['kernel_shape'])} disagrees with the weight shape {weight.shape}"
+            )
         stride = _ints(op.attrs.get("strides"), 2, 1, "strides")
         dilation = _ints(op.attrs.get("dilations"), 2, 1, "dilations")
         padding = _window_pads(op, act.shape[1:], kernel, stride, dilation)
         padding = _add_pads(padding, act.pad)
         if act.pad is not None and any(act.pad):
             self.notes.append(f"folded Pad {act.pad_by!r} into the padding of Conv {op.display!r}")
-        conv = Conv2d(weight=weight, bias=bias, stride=stride, padding=padding, dilation=dilation, groups=int(op.attrs.get("group", 1)))
+        weight = np.array(weight, dtype=np.float32)  # copies: initializers may be shared between nodes
+        bias = None if bias is None else np.array(bias, dtype=np.float32)
+        groups = int(op.attrs.get("group", 1))
+        conv = Conv2d(weight=weight, bias=bias, stride=stride, padding=padding, dilation=dilation, groups=groups)
         self._emit(op, conv, [dataclasses.replace(act, shape=_unpadded(act), pad=None)])
 
     def _gemm(self, op: _Op) -> None:
-        act = self._act(op, 0)
         b = self._const(op, 1, "B (weights)")
+        act = self._act(op, 0)
         if b is None:
             raise InvalidModel("Gemm lacks its input B")
         if int(op.attrs.get("transA", 0)):
@@ -661,7 +705,8 @@ class _Converter:
             if c.ndim > 2 or (c.ndim == 2 and c.shape[0] != 1):
                 raise UnsupportedOperator(f"Gemm C of shape {c.shape} varies along the batch axis")
             try:
-                bias = np.broadcast_to(c.reshape(c.shape[-1:] if c.ndim else ()), (n_out,)).astype(np.float32) * np.float32(beta)
+                row = c.reshape(c.shape[-1:] if c.ndim else ())
+                bias = np.broadcast_to(row, (n_out,)).astype(np.float32) * np.float32(beta)
             except ValueError:
                 raise ShapeError(f"Gemm C of shape {c.shape} does not broadcast to ({n_out},)") from None
         self._emit(op, Dense(weight=np.ascontiguousarray(weight), bias=bias), [act])
@@ -686,7 +731,7 @@ class _Converter:
         if any(v is None for v in (gamma, beta, mean, var)):
             raise InvalidModel("BatchNormalization lacks one of scale, B, mean, var")
         eps = float(op.attrs.get("epsilon", 1e-5))
-        stats = [np.asarray(v, dtype=np.float32) for v in (gamma, beta, mean, var)]
+        stats = [np.array(v, dtype=np.float32) for v in (gamma, beta, mean, var)]
         if all(s.ndim == 1 for s in stats):
             self._emit(op, BatchNorm(mean=stats[2], var=stats[3], gamma=stats[0], beta=stats[1], eps=eps), [act])
             return
@@ -700,7 +745,9 @@ class _Converter:
         if op.type == "MaxPool":
             self._require_unused_outputs(op, 1, "Indices")
         if len(act.shape) != 3:
-            raise UnsupportedOperator(f"only 2-D pooling of (N, C, H, W) tensors is supported; the input has shape (N, *{act.shape})")
+            raise UnsupportedOperator(
+                f"only 2-D pooling of (N, C, H, W) tensors is supported; the input has shape (N, *{act.shape})"
+            )
         if "kernel_shape" not in op.attrs:
             raise InvalidModel(f"{op.type} lacks kernel_shape")
         kernel = _ints(op.attrs["kernel_shape"], 2, None, "kernel_shape")
@@ -710,7 +757,9 @@ class _Converter:
         if int(op.attrs.get("ceil_mode", 0)):
             for axis, size in enumerate(act.shape[1:]):
                 if _ceil_changes(size, kernel[axis], stride[axis], dilation[axis], padding[axis], padding[axis + 2]):
-                    raise UnsupportedOperator(f"{op.type} with ceil_mode=1 changes the output size here; snc pools in floor mode")
+                    raise UnsupportedOperator(
+                        f"{op.type} with ceil_mode=1 changes the output size here; snc pools in floor mode"
+                    )
         pad = act.pad if act.pad is not None and any(act.pad) else None
         source = dataclasses.replace(act, shape=_unpadded(act), pad=None)
         if op.type == "MaxPool":
@@ -739,7 +788,9 @@ class _Converter:
     def _global_pool(self, op: _Op) -> None:
         act = self._act(op, 0, allow_pad=(op.type == "GlobalAveragePool"))
         if len(act.shape) != 3:
-            raise UnsupportedOperator(f"only 2-D global pooling of (N, C, H, W) tensors is supported; the input has shape (N, *{act.shape})")
+            raise UnsupportedOperator(
+                f"only 2-D global pooling of (N, C, H, W) tensors is supported; the input has shape (N, *{act.shape})"
+            )
         kernel = (act.shape[1], act.shape[2])
         source = dataclasses.replace(act, shape=_unpadded(act), pad=None)
         if op.type == "GlobalMaxPool":
@@ -777,7 +828,9 @@ class _Converter:
             self._alias(op, act)  # an all-zero Pad is the identity
             return
         if mode != "constant":
-            raise UnsupportedOperator(f"Pad mode {mode!r}; snc folds only zero ('constant') padding into a Conv or pool")
+            raise UnsupportedOperator(
+                f"Pad mode {mode!r}; snc folds only zero ('constant') padding into a Conv or pool"
+            )
         if value != 0.0:
             raise UnsupportedOperator(f"Pad with value {value}; snc folds only zero padding into a Conv or pool")
         if min(begin + end) < 0:
@@ -956,7 +1009,9 @@ class _Converter:
             if op.type == "Sub":
                 self._add_acts(op, [self._act(op, 0), self._act(op, 1)], [1.0, -1.0])
                 return
-            raise UnsupportedOperator(f"{op.type} of two activations is not linear; snc supports {op.type} by a constant only")
+            raise UnsupportedOperator(
+                f"{op.type} of two activations is not linear; snc supports {op.type} by a constant only"
+            )
         if len(values) != 2:
             raise InvalidModel(f"{op.type} takes 2 inputs, got {len(values)}")
         first_is_act = isinstance(values[0], _Act)
@@ -988,7 +1043,10 @@ class _Converter:
         rank = len(act.shape) + 1
         axis = int(op.attrs.get("axis", 1 if self.opset < 13 else -1))
         axis = axis + rank if axis < 0 else axis
-        whole_sample = axis == 1 if self.opset < 13 else (axis >= 1 and all(d == 1 for i, d in enumerate(act.shape) if i != axis - 1))
+        if self.opset < 13:  # normalises the flattened axes axis.. together
+            whole_sample = axis == 1
+        else:  # normalises one axis: the whole sample only if every other sample axis has size 1
+            whole_sample = axis >= 1 and all(d == 1 for i, d in enumerate(act.shape) if i != axis - 1)
         if not whole_sample:
             raise UnsupportedOperator(
                 f"{op.type} over axis {axis} of (N, *{act.shape}) normalises parts of a sample separately; "
@@ -1040,6 +1098,10 @@ def _display(node: onnx.NodeProto) -> str:
     if node.name:
         return node.name
     return node.output[0] if node.output and node.output[0] else node.op_type
+
+
+def _dtype_name(code: int) -> str:
+    return onnx.TensorProto.DataType.Name(code) if code in onnx.TensorProto.DataType.values() else str(code)
 
 
 def _default_opset(model: onnx.ModelProto) -> int | None:
@@ -1131,7 +1193,7 @@ def _evaluate_constant(op: _Op, values: list[np.ndarray | None], opset: int) -> 
     if fn is not None:
         out = fn(op, values, opset)
         return out if isinstance(out, list) else [out]
-    if op.type.startswith("Random") or op.type in ("Multinomial", "Bernoulli") or any(
+    if not onnx.defs.has(op.type) or op.type.startswith("Random") or op.type in ("Multinomial", "Bernoulli") or any(
         a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS) for a in op.proto.attribute
     ):
         raise UnsupportedOperator(
@@ -1234,7 +1296,8 @@ def _c_div(op, values, opset):
 
 def _c_reshape(op, values, opset):
     data = values[0]
-    target = [int(v) for v in np.asarray(values[1] if len(values) > 1 and values[1] is not None else op.attrs["shape"]).reshape(-1)]
+    shape = values[1] if len(values) > 1 and values[1] is not None else op.attrs["shape"]
+    target = [int(v) for v in np.asarray(shape).reshape(-1)]
     if not int(op.attrs.get("allowzero", 0)):
         target = [data.shape[i] if v == 0 else v for i, v in enumerate(target)]
     return data.reshape(target)
@@ -1245,6 +1308,11 @@ def _c_flatten(op, values, opset):
     axis = int(op.attrs.get("axis", 1))
     axis = axis + data.ndim if axis < 0 else axis
     return data.reshape(int(np.prod(data.shape[:axis])), -1)
+
+
+def _c_expand(op, values, opset):
+    data, shape = values[0], tuple(int(d) for d in np.asarray(values[1]).reshape(-1))
+    return np.array(np.broadcast_to(data, np.broadcast_shapes(data.shape, shape)))
 
 
 def _c_variadic(fn):
@@ -1294,7 +1362,7 @@ _CONSTANT_OPS: dict[str, Callable[[_Op, list, int], np.ndarray | list[np.ndarray
     "Equal": lambda op, v, o: np.equal(v[0], v[1]),
     "Where": lambda op, v, o: np.where(v[0], v[1], v[2]),
     "Range": lambda op, v, o: np.arange(v[0].item(), v[1].item(), v[2].item(), dtype=v[0].dtype),
-    "Expand": lambda op, v, o: np.array(np.broadcast_to(v[0], np.broadcast_shapes(v[0].shape, tuple(int(d) for d in v[1])))),
+    "Expand": _c_expand,
     "Transpose": lambda op, v, o: np.transpose(v[0], op.attrs.get("perm")),
     "Reshape": _c_reshape,
     "Flatten": _c_flatten,

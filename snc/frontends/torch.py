@@ -273,7 +273,7 @@ class _Converter:
                 self._unsupported(f"{getattr(target, '__name__', target)} on a computed tensor", op=str(target))
             return target(*args)
         if not isinstance(target, torch._ops.OpOverload):
-            self._unsupported("this operator", op=_op_name(target))
+            self._unsupported("not supported", op=_op_name(target), list_supported=True)
         op = str(target.overloadpacket)
         args = self._bind(node)
         has_tensor = any(isinstance(v, (_Tensor, _Opaque)) for v in _flatten(list(args.values())))
@@ -283,7 +283,7 @@ class _Converter:
             return self._softmax(node, args)
         handler = _HANDLERS.get(op)
         if handler is None:
-            self._unsupported("this operator", op=op, list_supported=True)
+            self._unsupported("not supported", op=op, list_supported=True)
         return handler(self, node, args)
 
     # --- inputs and constants ----------------------------------------------------------------
@@ -382,7 +382,7 @@ class _Converter:
             i = 1
             while f"{tmp}{i}" in self.entries:
                 i += 1
-            tmp, suffix = f"{tmp}{i}", f"{suffix}{i}"
+            tmp, suffix = f"{tmp}{i}", f"{suffix or 'extra'}{i}"
         shape = tuple(int(d) for d in node.infer_shape(fx.name, [t.shape for t in inputs]))
         self.entries[tmp] = _Entry(node, [t.name for t in inputs], fx.name, _owner(fx), suffix)
         return _Tensor(tmp, shape, fx.name)
@@ -405,9 +405,12 @@ class _Converter:
     def _unsupported(self, why: str, *, op: str | None = None, list_supported: bool = False) -> None:
         fx = self.fx
         op = op or (str(fx.target.overloadpacket) if fx is not None and isinstance(fx.target, torch._ops.OpOverload) else None)
-        msg = f"operator {op}{self._module_info()}: {why}" if op else f"{why}{self._module_info()}"
         if list_supported:
-            msg += f"; supported operators: {', '.join(SUPPORTED_OPS)}"
+            msg = f"operator {op}{self._module_info()} is not supported; supported operators: {', '.join(SUPPORTED_OPS)}"
+        elif op:
+            msg = f"operator {op}{self._module_info()}: {why}"
+        else:
+            msg = f"{why}{self._module_info()}"
         raise UnsupportedOperator(msg, node=fx.name if fx is not None else None)
 
     def _is_batch(self, d: Any) -> bool:
@@ -613,7 +616,9 @@ def _bn(c: _Converter, a: dict, eps: float) -> _Tensor:
     var = c.const(a.get("running_var"), "the running variance", optional=True)
     if mean is None or var is None:
         c._unsupported("BatchNorm without running statistics normalises with batch statistics")
-    n = mean.shape[0] if mean.ndim == 1 else -1
+    if mean.ndim != 1:
+        c._unsupported(f"running statistics of shape {mean.shape} are not per-channel vectors")
+    n = mean.shape[0]
     gamma = c.const(a.get("weight"), "the BatchNorm weight", optional=True)
     beta = c.const(a.get("bias"), "the BatchNorm bias", optional=True)
     gamma = np.ones(n) if gamma is None else gamma

@@ -207,6 +207,13 @@ def test_averagepool_honours_count_include_pad(attrs, opset, include):
     assert pool.count_include_pad == bool(include)
 
 
+def test_pad_folds_into_global_average_pool():
+    inits = {"pads": np.array([0, 0, 1, 0, 0, 0, 2, 3], np.int64)}
+    nodes = [helper.make_node("Pad", ["x", "pads"], ["p"], name="pad"), helper.make_node("GlobalAveragePool", ["p"], ["y"], name="gap")]
+    graph = assert_matches(make_model(nodes, [("x", ["N", 3, 4, 5])], [("y", None)], inits), rand(3, 3, 4, 5))
+    assert graph["gap"].kernel == (7, 8) and graph["gap"].padding == (1, 0, 2, 3)
+
+
 def test_global_average_and_max_pool():
     for op in ("GlobalAveragePool", "GlobalMaxPool"):
         graph = assert_matches(pool_model(op, {}), rand(3, 3, 8, 9, seed=4))
@@ -390,6 +397,13 @@ def test_batchnorm_after_conv_and_after_gemm(opset):
     assert graph["bn2"].kind == "BatchNorm"
 
 
+def test_batchnorm_with_per_activation_statistics_opset7_spatial0():
+    inits = {k: np.abs(rand(3, 4, 5, seed=i)) + 0.5 for i, k in enumerate("gbmv")}
+    nodes = [RELU_FIRST, helper.make_node("BatchNormalization", ["r", "g", "b", "m", "v"], ["y"], name="bn", spatial=0)]
+    graph = assert_matches(make_model(nodes, [("x", ["N", 3, 4, 5])], [("y", None)], inits, 7), rand(4, 3, 4, 5))
+    assert graph["bn"].kind == "ScaleShift"
+
+
 # ---------------------------------------------------------------------------------------------
 # Activations and elementwise constants
 # ---------------------------------------------------------------------------------------------
@@ -502,6 +516,30 @@ def test_residual_add_sub_and_doubling():
     ]
     graph = assert_matches(make_model(nodes, [("x", ["N", 3, 5, 5])], [("y", None)], inits), rand(4, 3, 5, 5))
     assert graph["res"].kind == "Add" and set(graph.inputs_of("res")) == {"b", "x"}
+
+
+def test_sum_of_activations_with_a_repeated_operand():
+    nodes = [
+        helper.make_node("Relu", ["x"], ["a"]),
+        helper.make_node("Neg", ["x"], ["b"]),
+        helper.make_node("Sum", ["a", "b", "a"], ["y"], name="sum"),
+    ]
+    graph = assert_matches(make_model(nodes, [("x", ["N", 4, 2])], [("y", None)]), rand(3, 4, 2))
+    assert graph["sum"].kind == "Add"
+
+
+def test_constant_nodes_cast_and_constant_weight_preprocessing_are_folded():
+    w = rand(3, 4, seed=2)
+    nodes = [
+        helper.make_node("Constant", [], ["wt"], value=numpy_helper.from_array(w)),
+        helper.make_node("Transpose", ["wt"], ["w"], perm=[1, 0]),  # constant-only: evaluated at load time
+        helper.make_node("Cast", ["x"], ["xf"], to=TensorProto.FLOAT),
+        helper.make_node("Relu", ["xf"], ["r"]),
+        helper.make_node("MatMul", ["r", "w"], ["y"], name="mm"),
+    ]
+    graph = assert_matches(make_model(nodes, [("x", ["N", 4])], [("y", None)]), rand(5, 4))
+    assert kinds(graph) == ["Input", "ReLU", "Dense"]
+    np.testing.assert_array_equal(graph["mm"].weight, w)
 
 
 def test_mul_of_two_activations_is_refused():

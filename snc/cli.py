@@ -1,0 +1,264 @@
+"""The ``snc`` command line.
+
+    snc compile MODEL -o OUT.snir [--calib X.npy] [--timesteps T] [--percentile P] [--passes a,b,c]
+    snc simulate ARTIFACT --data X.npy [--labels Y.npy] [--timesteps T] [--batch-size B] [--fixed-point] [--json]
+    snc inspect ARTIFACT [--json]
+    snc passes
+
+Errors are one line on stderr naming the file and node, with exit code 2; no traceback
+(set SNC_DEBUG=1 to see one), and no half-written output file.
+"""
+from __future__ import annotations
+
+import functools
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import click
+
+from snc.errors import InvalidModel, SncError
+
+EXIT_ERROR = 2
+
+
+def _fail(message: str) -> None:
+    click.echo(f"snc: error: {message}", err=True)
+    sys.exit(EXIT_ERROR)
+
+
+def handle_errors(fn: Callable) -> Callable:
+    """Turn every error into one line on stderr and exit code 2."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except SncError as exc:
+            if os.environ.get("SNC_DEBUG"):
+                raise
+            _fail(str(exc))
+        except (click.exceptions.Exit, click.ClickException, SystemExit):
+            raise
+        except KeyboardInterrupt:
+            _fail("interrupted")
+        except MemoryError:
+            _fail("out of memory (try a smaller --batch-size)")
+        except Exception as exc:  # a bug or an unforeseen input: still one line, no traceback
+            if os.environ.get("SNC_DEBUG"):
+                raise
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            _fail(f"internal error ({type(exc).__name__}: {first}); rerun with SNC_DEBUG=1 for a traceback")
+
+    return wrapper
+
+
+def stage(message: str) -> None:
+    click.echo(message, err=True)
+
+
+def _load_graph(path: str):
+    from snc.frontends import load_model
+
+    return load_model(path)
+
+
+def _compiled(path: str, calib: str | None, percentile: float, timesteps: int | None, passes: str | None = None):
+    """An artifact as is, or a model compiled on the fly with the calibration data."""
+    from snc.data import load_samples
+    from snc.pipeline import compile as compile_graph
+
+    graph = _load_graph(path)
+    if graph.is_spiking and any(n.role == "readout" for n in graph.nodes.values()):
+        return graph
+    if calib is None:
+        raise SncError(f"{path} is a model, not a compiled artifact: pass --calib X.npy to compile it on the fly")
+    x = load_samples(calib)
+    names = passes.split(",") if passes else None
+    return compile_graph(graph, x, passes=names, percentile=percentile, timesteps=timesteps or 64,
+                         progress=lambda name: stage(f"snc: pass {name}"))
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="snc")
+def main() -> None:
+    """snc - the spiking neuromorphic compiler.
+
+    Turns a trained ANN (ONNX, or a torch.export .pt2) into a spiking network, simulates it and
+    reports its accuracy, spikes and synaptic operations.
+    """
+
+
+@main.command("compile")
+@click.argument("model", type=click.Path(dir_okay=False))
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Output artifact (.snir).")
+@click.option("--calib", type=click.Path(dir_okay=False), help="Calibration samples (.npy/.npz, (N, *input_shape)).")
+@click.option("--timesteps", type=click.IntRange(min=1), default=64, show_default=True, help="Default simulation length stored in the artifact.")
+@click.option("--percentile", type=click.FloatRange(0, 100, min_open=True), default=99.9, show_default=True, help="Activation percentile for threshold balancing (100 = max).")
+@click.option("--passes", "passes", default=None, help="Comma-separated pass names in order (see `snc passes`).")
+@handle_errors
+def compile_cmd(model: str, output: str, calib: str | None, timesteps: int, percentile: float, passes: str | None) -> None:
+    """Compile MODEL (.onnx, .pt2) into a spiking network artifact (.snir)."""
+    from snc.data import load_samples
+    from snc.ir import save
+    from snc.pipeline import compile as compile_graph
+    from snc.report import table
+
+    out = Path(output)
+    if out.suffix.lower() != ".snir":
+        raise SncError(f"output must end in .snir, got {out.name!r}")
+    t0 = time.perf_counter()
+    stage(f"snc: reading {model}")
+    graph = _load_graph(model)
+    x = None
+    if calib is not None:
+        stage(f"snc: reading calibration data {calib}")
+        x = load_samples(calib)
+    names = [p.strip() for p in passes.split(",") if p.strip()] if passes else None
+    snn = compile_graph(graph, x, passes=names, percentile=percentile, timesteps=timesteps,
+                        progress=lambda name: stage(f"snc: pass {name}"))
+    save(snn, out)
+    stage(f"snc: wrote {out} ({time.perf_counter() - t0:.1f} s)")
+    for note in snn.meta.get("notes", []):
+        click.echo(f"note: {note}")
+    report = snn.meta.get("report", [])
+    if report:
+        click.echo("compile report:")
+        for entry in report:
+            click.echo(f"  [{entry['pass']}] {entry['message']}")
+    rows = [[r["name"], r["kind"], "x".join(map(str, r["shape"])), r["neurons"]] for r in snn.table() if r["neurons"]]
+    click.echo(table(rows, ["population", "kind", "shape", "neurons"]))
+
+
+def _progress_bar(total: int, label: str):
+    bar = click.progressbar(length=total, label=label, file=sys.stderr, show_pos=True)
+    state = {"done": 0}
+
+    def update(done: int, _total: int) -> None:
+        bar.update(done - state["done"])
+        state["done"] = done
+
+    return bar, update
+
+
+@main.command("simulate")
+@click.argument("artifact", type=click.Path(dir_okay=False))
+@click.option("--data", "data_path", required=True, type=click.Path(dir_okay=False), help="Samples (.npy/.npz), (N, *input_shape).")
+@click.option("--labels", "labels_path", type=click.Path(dir_okay=False), help="Integer labels (.npy/.npz), (N,).")
+@click.option("--calib", type=click.Path(dir_okay=False), help="Calibration samples, to compile a model on the fly.")
+@click.option("--timesteps", type=click.IntRange(min=1), default=None, help="Steps per sample (default: the artifact's).")
+@click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
+@click.option("--fixed-point", is_flag=True, help="Integer arithmetic with Loihi semantics (needs a quantised graph).")
+@click.option("--timing", type=click.Choice(["sync", "delay"]), default="sync", show_default=True,
+              help="sync: layer-synchronous; delay: one step per synapse (Loihi/Lava).")
+@click.option("--percentile", type=click.FloatRange(0, 100, min_open=True), default=99.9, show_default=True, help="For on-the-fly compilation.")
+@click.option("--limit", type=click.IntRange(min=1), default=None, help="Simulate only the first N samples.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of rate-encoded inputs.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of tables.")
+@handle_errors
+def simulate_cmd(artifact, data_path, labels_path, calib, timesteps, batch_size, fixed_point, timing, percentile, limit, seed, as_json) -> None:
+    """Simulate ARTIFACT (.snir, or a model compiled on the fly with --calib) on --data."""
+    from snc.backends.sim import simulate
+    from snc.data import load_labels, load_samples
+
+    graph = _compiled(artifact, calib, percentile, timesteps)
+    x = load_samples(data_path)
+    y = load_labels(labels_path, len(x)) if labels_path else None
+    if limit is not None:
+        x = x[:limit]
+        y = None if y is None else y[:limit]
+    bar, update = _progress_bar(len(x), "simulating")
+    with bar:
+        result = simulate(
+            graph, x, labels=y, timesteps=timesteps, batch_size=batch_size,
+            arithmetic="fixed" if fixed_point else "float32", timing=timing, seed=seed, progress=update,
+        )
+    if as_json:
+        click.echo(json.dumps(result.to_json(), indent=1))
+        return
+    click.echo(format_simulation(result))
+
+
+def format_simulation(result) -> str:
+    from snc.report import fmt_num, pct, table
+
+    doc = result.to_json()
+    rows = []
+    for layer in doc["layers"]:
+        rows.append([
+            layer["name"], layer["kind"], layer["neurons"], layer["spikes_per_sample"], layer["rate"],
+            pct(layer["sparsity"]) if layer["kind"] in ("IF", "LIF") else "-",
+            layer["synops_per_sample"], layer["synop_kind"],
+        ])
+    out = [table(rows, ["layer", "kind", "neurons", "spikes/sample", "rate", "sparsity", "synops/sample", "op"], align="llrrrrrl")]
+    tot = doc["totals"]
+    out.append("")
+    out.append(
+        f"samples {doc['samples']}, timesteps {doc['timesteps']}, arithmetic {doc['arithmetic']}, timing {doc['timing']}"
+    )
+    out.append(
+        f"spikes/sample {fmt_num(tot['spikes_per_sample'])}, activation sparsity {pct(tot['activation_sparsity'])}, "
+        f"synaptic ops/sample {fmt_num(tot['synops_per_sample'])} AC + {fmt_num(tot['analog_macs_per_sample'])} MAC"
+    )
+    if doc["accuracy"] is not None:
+        out.append(f"accuracy {pct(doc['accuracy'])}")
+    if doc.get("overflow"):
+        out.append(f"fixed-point overflow: {doc['overflow']}")
+    return "\n".join(out)
+
+
+@main.command("inspect")
+@click.argument("artifact", type=click.Path(dir_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@handle_errors
+def inspect_cmd(artifact: str, as_json: bool) -> None:
+    """Print the nodes of ARTIFACT (or of any model file) as a table."""
+    from snc.report import table
+
+    graph = _load_graph(artifact)
+    rows = graph.table()
+    if as_json:
+        click.echo(json.dumps({"name": graph.name, "outputs": graph.outputs, "spiking": graph.is_spiking,
+                               "nodes": rows, "meta": _jsonable(graph.meta)}, indent=1))
+        return
+    body = []
+    for r in rows:
+        params = ", ".join(f"{k}={v}" for k, v in r["params"].items() if k not in ("shape",))
+        body.append([r["name"], r["kind"], "x".join(map(str, r["shape"])), r["neurons"], r["synapses"],
+                     ",".join(r["inputs"]) or "-", params])
+    click.echo(table(body, ["name", "kind", "shape", "neurons", "weights", "inputs", "parameters"], align="lllrrll"))
+    click.echo(f"\n{len(rows)} nodes; outputs: {', '.join(graph.outputs)}; "
+               f"{'spiking' if graph.is_spiking else 'ANN (not yet converted)'}")
+
+
+def _jsonable(value: Any) -> Any:
+    import numpy as np
+
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return value.tolist() if value.size <= 16 else f"array{tuple(value.shape)}"
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+@main.command("passes")
+def passes_cmd() -> None:
+    """List the compiler passes (use their names with `snc compile --passes`)."""
+    from snc.passes import DEFAULT_PIPELINE, REGISTRY
+
+    width = max(len(n) for n in REGISTRY)
+    for name, p in REGISTRY.items():
+        mark = "*" if name in DEFAULT_PIPELINE else " "
+        click.echo(f"{mark} {name.ljust(width)}  {p.description}")
+    click.echo(f"\n* default pipeline: {','.join(DEFAULT_PIPELINE)}")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
