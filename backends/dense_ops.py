@@ -18,7 +18,10 @@ Handler = Callable[[Node, list[torch.Tensor]], torch.Tensor]
 
 
 def _t(a: np.ndarray, like: torch.Tensor) -> torch.Tensor:
-    return torch.from_numpy(np.ascontiguousarray(a)).to(like.dtype)
+    a = np.ascontiguousarray(a)
+    if not a.flags.writeable:  # torch.from_numpy warns on read-only memory
+        a = a.copy()
+    return torch.from_numpy(a).to(like.dtype)
 
 
 def _pad(x: torch.Tensor, padding: tuple[int, int, int, int], value: float = 0.0) -> torch.Tensor:

@@ -138,8 +138,10 @@ class Graph:
 
     @property
     def is_spiking(self) -> bool:
-        """True once no ANN-only node (ReLU, MaxPool, BatchNorm, ScaleShift) is left."""
-        return all(node.role != ANN for node in self.nodes.values())
+        """True for a converted graph: it reads out through a Readout and holds no ANN-only node
+        (ReLU, MaxPool, BatchNorm, ScaleShift)."""
+        roles = [node.role for node in self.nodes.values()]
+        return READOUT in roles and ANN not in roles
 
     # --- shapes and validation --------------------------------------------------------------
     def infer_shapes(self) -> dict[str, Shape]:

@@ -69,6 +69,8 @@ class Input(Node):
                 raise InvalidData(f"spike samples must be (N, T, *{want}), got {tuple(data.shape)}", node=name)
             if timesteps is not None and data.shape[1] < timesteps:
                 raise InvalidData(f"spike samples hold {data.shape[1]} steps, {timesteps} requested", node=name)
+            if data.dtype == bool:
+                return data
             if not np.all((data == 0) | (data == 1)):
                 raise InvalidData("spike samples must hold only 0 and 1", node=name)
             return data.astype(bool)

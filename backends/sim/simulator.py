@@ -32,7 +32,7 @@ from .synapses import ProjectionKernel, evaluate_ops
 
 ARITHMETIC = ("float32", "fixed")
 TIMING = ("sync", "delay")
-CHUNK_ELEMENTS = 2_000_000  # neuron-steps of the largest population held per chunk
+CHUNK_ELEMENTS = 8_000_000  # neuron-steps of the largest population held per chunk
 
 
 def _check_data(graph: Graph, plan: Plan, data: np.ndarray, timesteps: int) -> np.ndarray:
@@ -133,6 +133,18 @@ class Simulation:
                     dtype = torch.float64  # float32 would round the integer sums
                 self.kernels[(proj.source, proj.target)] = ProjectionKernel(proj, dtype)
         self.max_size = max(p.size for p in self.plan.populations)
+        self.uniform_fanout: dict[str, bool] = {}
+        self.fanout_digits: dict[str, torch.Tensor] = {}
+        for name, fan in self.plan.fanout.items():
+            self.uniform_fanout[name] = bool(fan.size and np.all(fan == fan[0]))
+            digits = []
+            rest = fan.copy()
+            while True:
+                digits.append(rest % 128)
+                rest //= 128
+                if not rest.any():
+                    break
+            self.fanout_digits[name] = torch.from_numpy(np.stack(digits, axis=1).astype(np.int8))
 
     def float_plan_weight(self, proj) -> np.ndarray:
         fp = self.float_plan.by_name[proj.target]
@@ -287,6 +299,9 @@ def _run_chunk(sim: Simulation, batch: _Batch, stats, data, t0: int, tc: int, ra
             as_float[src] = torch.from_numpy(visible(src).reshape(rows, -1).view(np.uint8)).to(torch.float32)
         return as_float[src]
 
+    def int8_of(src: str) -> torch.Tensor:
+        return torch.from_numpy(visible(src).reshape(rows, -1).view(np.int8))
+
     for pop in plan.populations:
         node = pop.node
         st = stats[pop.name]
@@ -301,7 +316,7 @@ def _run_chunk(sim: Simulation, batch: _Batch, stats, data, t0: int, tc: int, ra
             (proj,) = pop.projections
             batch.readout_v[pop.name] += np.count_nonzero(spikes[proj.source], axis=0)
             continue
-        current = _synaptic_current(sim, batch, pop, visible, float_of, rows, st)
+        current = _synaptic_current(sim, batch, pop, visible, float_of, int8_of, rows, st)
         current = current.reshape(tc, b, pop.size)
         if node.role == READOUT:
             if sim.fixed:
@@ -326,7 +341,7 @@ def _run_chunk(sim: Simulation, batch: _Batch, stats, data, t0: int, tc: int, ra
             batch.last[name] = s[-1].copy()
 
 
-def _synaptic_current(sim: Simulation, batch: _Batch, pop: PopulationPlan, visible, float_of, rows: int, st) -> np.ndarray:
+def _synaptic_current(sim: Simulation, batch: _Batch, pop: PopulationPlan, visible, float_of, int8_of, rows: int, st) -> np.ndarray:
     """Summed synaptic input of ``pop`` for the chunk: (rows, n) float32, or int64 in fixed point."""
     dyn = pop.dynamic
     if sim.fixed:
@@ -347,7 +362,9 @@ def _synaptic_current(sim: Simulation, batch: _Batch, pop: PopulationPlan, visib
             out = kernel.events(src_spikes.reshape(rows, -1))
         else:
             st.chunks_dense += 1
-            if kernel.w is not None:
+            if kernel.w_int8 is not None and kernel.dtype == torch.float32:
+                out = kernel.int8_dense(int8_of(proj.source))
+            elif kernel.w is not None:
                 out = kernel.matrix_dense(float_of(proj.source), binary=True)
             elif not sim.fixed:
                 grouped.append(proj)
@@ -366,11 +383,19 @@ def _synaptic_current(sim: Simulation, batch: _Batch, pop: PopulationPlan, visib
 
 def _accumulate(sim: Simulation, total: np.ndarray, out: torch.Tensor, proj) -> None:
     if not sim.fixed:
-        total += out.numpy() if out.dtype == torch.float32 else out.to(torch.float32).numpy()
+        np.add(total, out.numpy(), out=total, casting="unsafe")
         return
-    a = np.rint(out.numpy()).astype(np.int64)  # exact integer sums
+    a = out.numpy()
+    a = a.astype(np.int64) if a.dtype.kind in "iu" else np.rint(a).astype(np.int64)  # exact integer sums
     e = proj.weight_exp
     total += (a << e) if e >= 0 else (a >> -e)
+
+
+def _weighted_counts(flat: np.ndarray, digits: torch.Tensor) -> np.ndarray:
+    """sum_j s_rj * f_j per row, exactly, with an int8 GEMM: f is split into base-128 digits."""
+    parts = torch._int_mm(torch.from_numpy(flat.view(np.int8)), digits).to(torch.int64)
+    weights = 128 ** torch.arange(parts.shape[1], dtype=torch.int64)
+    return (parts * weights).sum(dim=1).numpy()
 
 
 def _record(sim: Simulation, batch: _Batch, st: PopulationStats, pop: PopulationPlan, s: np.ndarray, _unused, t0: int, tc: int, raster_set) -> None:
@@ -381,9 +406,11 @@ def _record(sim: Simulation, batch: _Batch, st: PopulationStats, pop: Population
     st.neuron_spikes += np.count_nonzero(flat, axis=0)
     fan = sim.plan.fanout[pop.name]
     if fan.any():
-        fdt = torch.float32 if fan.sum() < 2**24 else torch.float64
-        ops = torch.mv(torch.from_numpy(flat.view(np.uint8)).to(fdt), torch.from_numpy(fan).to(fdt))
-        st.synops[first:first + b, t0:t0 + tc] = ops.numpy().reshape(tc, b).T.round().astype(np.int64)
+        if sim.uniform_fanout[pop.name]:
+            # Every neuron reaches the same number of synapses: spikes x fan-out.
+            st.synops[first:first + b, t0:t0 + tc] = st.spikes[first:first + b, t0:t0 + tc].astype(np.int64) * int(fan[0])
+        else:
+            st.synops[first:first + b, t0:t0 + tc] = _weighted_counts(flat, sim.fanout_digits[pop.name]).reshape(tc, b).T
     for i in raster_set:
         if first <= i < first + b:
             st.rasters[i][t0:t0 + tc] = s[:, i - first, :]

@@ -71,6 +71,10 @@ class ProjectionKernel:
             return torch._int_mm(x.to(torch.int8), self.w_int8).to(self.dtype)
         return x.to(self.dtype) @ self.wt
 
+    def int8_dense(self, spikes: torch.Tensor) -> torch.Tensor:
+        """spikes: (R, n_source) int8 0/1. Exact int32 sums through the int8 GEMM."""
+        return torch._int_mm(spikes, self.w_int8)
+
     def events(self, spikes: np.ndarray) -> torch.Tensor:
         """spikes: (R, n_source) bool. Returns (R, n_target) summed columns of the spiking sources."""
         rows = spikes.shape[0]

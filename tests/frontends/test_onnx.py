@@ -99,7 +99,10 @@ def conv_model(attrs, in_shape=(2, 7, 9), w_shape=(3, 2, 3, 3), bias=True, opset
     if bias:
         inits["B"] = rand(w_shape[0], seed=seed + 1)
         names.append("B")
-    nodes = [helper.make_node("Relu", ["x"], ["r"], name="pre"), helper.make_node("Conv", names, ["y"], name="conv", **attrs)]
+    nodes = [
+        helper.make_node("Relu", ["x"], ["r"], name="pre"),
+        helper.make_node("Conv", names, ["y"], name="conv", **attrs),
+    ]
     return make_model(nodes, [("x", ["N", *in_shape])], [("y", None)], inits, opset)
 
 
@@ -129,20 +132,17 @@ def test_conv_matches_onnxruntime(case, opset):
 
 
 def test_conv_without_bias_and_same_upper_resolves_to_asymmetric_pads():
-    graph = assert_matches(conv_model({"auto_pad": "SAME_UPPER"}, (2, 6, 6), (3, 2, 4, 4), bias=False), rand(2, 2, 6, 6))
+    model = conv_model({"auto_pad": "SAME_UPPER"}, (2, 6, 6), (3, 2, 4, 4), bias=False)
+    graph = assert_matches(model, rand(2, 2, 6, 6))
     conv = graph["conv"]
     assert conv.bias is None
     assert conv.padding == (1, 1, 2, 2)  # total 3: the extra one at the end (SAME_UPPER)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="ir.Graph.is_spiking calls a graph without ANN-only nodes spiking, so validate() refuses the bias of a "
-    "purely linear ANN (Input -> Dense with bias); an IR issue reported to the lead",
-)
 def test_purely_linear_model_with_bias():
     node = helper.make_node("Gemm", ["x", "W", "C"], ["y"], name="fc", transB=1)
-    assert_matches(make_model([node], [("x", ["N", 6])], [("y", None)], {"W": rand(5, 6), "C": rand(5)}, 11), rand(4, 6))
+    inits = {"W": rand(5, 6), "C": rand(5)}
+    assert_matches(make_model([node], [("x", ["N", 6])], [("y", None)], inits, 11), rand(4, 6))
 
 
 def test_conv1d_is_refused_with_a_reason():
@@ -209,7 +209,10 @@ def test_averagepool_honours_count_include_pad(attrs, opset, include):
 
 def test_pad_folds_into_global_average_pool():
     inits = {"pads": np.array([0, 0, 1, 0, 0, 0, 2, 3], np.int64)}
-    nodes = [helper.make_node("Pad", ["x", "pads"], ["p"], name="pad"), helper.make_node("GlobalAveragePool", ["p"], ["y"], name="gap")]
+    nodes = [
+        helper.make_node("Pad", ["x", "pads"], ["p"], name="pad"),
+        helper.make_node("GlobalAveragePool", ["p"], ["y"], name="gap"),
+    ]
     graph = assert_matches(make_model(nodes, [("x", ["N", 3, 4, 5])], [("y", None)], inits), rand(3, 3, 4, 5))
     assert graph["gap"].kernel == (7, 8) and graph["gap"].padding == (1, 0, 2, 3)
 
@@ -269,7 +272,8 @@ def test_pad_with_axes_input_opset18_folds_into_conv():
 
 def test_pad_folds_into_averagepool_without_padding_counting_the_zeros():
     # count_include_pad=0 on the pool, but the Pad's zeros are data: they count in the divisor.
-    model = pad_then("AveragePool", {"kernel_shape": [3, 3], "strides": [2, 2], "count_include_pad": 0}, (1, 1, 1, 1), 11)
+    pool = {"kernel_shape": [3, 3], "strides": [2, 2], "count_include_pad": 0}
+    model = pad_then("AveragePool", pool, (1, 1, 1, 1), 11)
     graph = assert_matches(model, rand(3, 2, 7, 8, seed=2))
     pool = graph["next"]
     assert pool.padding == (1, 1, 1, 1) and pool.count_include_pad is True
@@ -328,7 +332,8 @@ def test_pad_on_the_channel_axis_is_refused():
 def test_gemm_matches_onnxruntime(trans_b, alpha, beta, c_shape):
     w = rand(5, 6, seed=1) if trans_b else rand(6, 5, seed=1)
     inits = {"W": w, "C": rand(*c_shape, seed=2)}
-    nodes = [RELU_FIRST, helper.make_node("Gemm", ["r", "W", "C"], ["y"], name="fc", alpha=alpha, beta=beta, transB=trans_b)]
+    gemm = helper.make_node("Gemm", ["r", "W", "C"], ["y"], name="fc", alpha=alpha, beta=beta, transB=trans_b)
+    nodes = [RELU_FIRST, gemm]
     graph = assert_matches(make_model(nodes, [("x", ["N", 6])], [("y", None)], inits, 11), rand(4, 6))
     assert kinds(graph) == ["Input", "ReLU", "Dense"]
 
@@ -455,7 +460,8 @@ def test_clip_that_is_not_a_rectifier_is_refused(lo, hi, needle):
         inits["lo"], names[1] = np.array(lo, np.float32), "lo"
     if hi is not None:
         inits["hi"], names[2] = np.array(hi, np.float32), "hi"
-    model = make_model([helper.make_node("Clip", names, ["y"], name="clip")], [("x", ["N", 4])], [("y", None)], inits, 13)
+    node = helper.make_node("Clip", names, ["y"], name="clip")
+    model = make_model([node], [("x", ["N", 4])], [("y", None)], inits, 13)
     raises_one_line(UnsupportedOperator, lambda: from_onnx(model), "node 'clip'", needle)
 
 
@@ -498,7 +504,11 @@ def test_constant_that_would_broadcast_the_tensor_is_refused():
 
 
 def test_add_after_conv_folds_per_channel_constant_into_its_bias():
-    nodes = [RELU_FIRST, helper.make_node("Conv", ["r", "W"], ["c"], name="conv"), helper.make_node("Add", ["c", "b"], ["y"])]
+    nodes = [
+        RELU_FIRST,
+        helper.make_node("Conv", ["r", "W"], ["c"], name="conv"),
+        helper.make_node("Add", ["c", "b"], ["y"]),
+    ]
     inits = {"W": rand(4, 2, 3, 3), "b": rand(1, 4, 1, 1, seed=9)}
     graph = assert_matches(make_model(nodes, [("x", ["N", 2, 6, 6])], [("y", None)], inits), rand(3, 2, 6, 6))
     assert kinds(graph) == ["Input", "ReLU", "Conv2d"]
@@ -564,7 +574,8 @@ def test_odd_input_shape_784_by_1():
 @pytest.mark.parametrize("axis", [1, 2, -2, 3])
 def test_flatten_keeping_the_batch(axis):
     # ONNX Flatten gives (N * prod(axes 1..axis-1), prod(rest)): here the merged axes have size 1.
-    model = make_model([helper.make_node("Flatten", ["x"], ["y"], axis=axis)], [("x", ["N", 1, 1, 3, 4])], [("y", None)])
+    node = helper.make_node("Flatten", ["x"], ["y"], axis=axis)
+    model = make_model([node], [("x", ["N", 1, 1, 3, 4])], [("y", None)])
     graph = assert_matches(model, rand(2, 1, 1, 3, 4))
     assert kinds(graph) == ["Input", "Flatten"]
 
@@ -707,7 +718,10 @@ def test_identity_and_dropout_are_bypassed(opset):
 # ---------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("opset", [11, 13])
 def test_trailing_softmax_is_dropped_with_a_note(opset):
-    nodes = [helper.make_node("Gemm", ["x", "W"], ["logits"], transB=1), helper.make_node("Softmax", ["logits"], ["y"], name="sm")]
+    nodes = [
+        helper.make_node("Gemm", ["x", "W"], ["logits"], transB=1),
+        helper.make_node("Softmax", ["logits"], ["y"], name="sm"),
+    ]
     model = make_model(nodes, [("x", ["N", 6])], [("y", None)], {"W": rand(4, 6)}, opset)
     graph = from_onnx(model)
     x = rand(50, 6, seed=11)
@@ -751,6 +765,13 @@ def test_nodes_that_reach_no_output_are_ignored_with_a_note():
     nodes = [helper.make_node("Relu", ["x"], ["y"]), helper.make_node("Sigmoid", ["x"], ["unused"])]
     graph = assert_matches(make_model(nodes, [("x", ["N", 3])], [("y", None)]), rand(2, 3))
     assert "ignored 1 node(s) whose outputs reach no graph output" in graph.meta["notes"]
+
+
+def test_graph_inputs_no_output_depends_on_are_ignored_with_a_note():
+    model = make_model([helper.make_node("Relu", ["x"], ["y"])], [("x", ["N", 3]), ("unused", ["N", 2])], [("y", None)])
+    graph = from_onnx(model)
+    assert graph.input_names == ["x"]
+    assert "ignored graph input 'unused', which no output depends on" in graph.meta["notes"]
 
 
 def test_model_as_bytes_or_proto_or_path(tmp_path):
@@ -811,7 +832,9 @@ def test_unsupported_operator_names_node_type_and_supported_ops(tmp_path, op):
         name = "y"  # an unnamed node is named by its first output
     path = tmp_path / "m.onnx"
     onnx.save(model, str(path))
-    exc = raises_one_line(UnsupportedOperator, lambda: from_onnx(path), str(path), f"node '{name}'", repr(op), ", ".join(SUPPORTED_OPS))
+    exc = raises_one_line(
+        UnsupportedOperator, lambda: from_onnx(path), str(path), f"node '{name}'", repr(op), ", ".join(SUPPORTED_OPS)
+    )
     assert exc.node == name and exc.file == str(path)
 
 
@@ -825,13 +848,18 @@ def test_nan_weights_raise_a_typed_error_naming_node_and_file(tmp_path):
 
 
 def test_external_data_is_refused_without_opening_the_named_path(tmp_path):
-    model = make_model([helper.make_node("Gemm", ["x", "W"], ["y"], transB=1)], [("x", ["N", 6])], [("y", None)], {"W": rand(5, 6)})
-    onnx.save_model(model, str(tmp_path / "ext.onnx"), save_as_external_data=True, location="weights.bin", size_threshold=0)
+    node = helper.make_node("Gemm", ["x", "W"], ["y"], transB=1)
+    model = make_model([node], [("x", ["N", 6])], [("y", None)], {"W": rand(5, 6)})
+    onnx.save_model(
+        model, str(tmp_path / "ext.onnx"), save_as_external_data=True, location="weights.bin", size_threshold=0
+    )
     raises_one_line(InvalidModel, lambda: from_onnx(tmp_path / "ext.onnx"), "ext.onnx", "'W'", "external")
     # A hostile location is refused before anything is read.
     hostile = onnx.load(str(tmp_path / "ext.onnx"), load_external_data=False)
     hostile.graph.initializer[0].external_data[0].value = "../../../../etc/shadow"
-    raises_one_line(InvalidModel, lambda: from_onnx(hostile.SerializeToString(), file="hostile.onnx"), "hostile.onnx", "external")
+    raises_one_line(
+        InvalidModel, lambda: from_onnx(hostile.SerializeToString(), file="hostile.onnx"), "hostile.onnx", "external"
+    )
 
 
 def test_opset_older_than_7_is_refused():
@@ -888,7 +916,9 @@ def test_torch_cnn_with_batchnorm_relu_maxpool():
 
 def test_torch_mlp_with_softmax():
     torch.manual_seed(1)
-    net = nn.Sequential(nn.Flatten(), nn.Linear(20, 32), nn.ReLU(), nn.Dropout(0.3), nn.Linear(32, 5), nn.Softmax(dim=1))
+    net = nn.Sequential(
+        nn.Flatten(), nn.Linear(20, 32), nn.ReLU(), nn.Dropout(0.3), nn.Linear(32, 5), nn.Softmax(dim=1)
+    )
     model = export(net, (4, 5))
     graph = from_onnx(model)
     x = rand(40, 4, 5, seed=3)

@@ -258,7 +258,6 @@ def test_permute_of_nhwc_input_matches_torch():
     assert [t.perm for t in transposes] == [(2, 0, 1), (2, 1, 0)]
 
 
-@pytest.mark.xfail(strict=True, reason="ir.Graph.validate treats an ANN without ANN-only nodes as spiking and rejects its biases")
 def test_purely_linear_model():
     _assert_matches(nn.Sequential(nn.Flatten(), nn.Linear(12, 3)), (3, 4))
 
