@@ -19,6 +19,8 @@ import numpy as np
 
 from snc.ir import Node
 
+from .counting import row_counts
+
 V_MAX = 2**23 - 1  # voltage saturation (23 bits + sign)
 U_WRAP = 2**24
 U_MAX = 2**23
@@ -56,17 +58,22 @@ class FloatNeurons:
         """current: (Tc, B, n) float32 synaptic input of each step (modified in place);
         spikes: (Tc, B, n) bool, written. Returns the active updates per step and sample, (Tc, B):
         neurons whose input (synaptic current plus bias) was non-zero."""
+        tc, b, n = current.shape
         if self.refractory or self.leaky:
-            active = np.count_nonzero(current if self.bias is None else current + self.bias, axis=2)
+            current = current.astype(np.float32, copy=False)
+            drive = current if self.bias is None else current + self.bias
+            active = row_counts(drive.reshape(tc * b, n) != 0).reshape(tc, b)
             self._run_general(current, spikes)
             return active
         if self.bias is not None:
+            current = current.astype(np.float32, copy=False)
             current += self.bias  # for IF, u = I: the bias can join the input
-        active = np.count_nonzero(current, axis=2)
+        active = row_counts(current.reshape(tc * b, n) != 0).reshape(tc, b)
         v, th, tmp = self.v, self.th, self._tmp
         subtract = self.reset == "subtract"
         for t in range(current.shape[0]):
-            np.add(v, current[t], out=v)
+            # Integer currents (exact int8-GEMM sums) are converted to float32 inside the add.
+            np.add(v, current[t], out=v, dtype=np.float32, casting="unsafe")
             s = spikes[t]
             np.greater(v, th, out=s)
             if subtract:

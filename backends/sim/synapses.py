@@ -22,12 +22,13 @@ import torch.nn.functional as F
 from .. import dense_ops
 from .plan import Plan, Projection
 
-# Seconds per operation, measured by benchmarks/sim_kernels.py (2-core Xeon with AMX, torch 2.13).
-COST_GEMM_F32 = 1.0e-11  # per multiply-accumulate, float32 GEMM
-COST_GEMM_INT8 = 3.0e-12  # per multiply-accumulate, int8 GEMM (AMX/VNNI)
-COST_CONV = 2.0e-11  # per multiply-accumulate, torch conv / pooling
-COST_GATHER_DENSE = 1.4e-10  # per gathered weight, embedding-bag over a dense matrix
-COST_GATHER_SPARSE = 4.0e-9  # per gathered weight, sparse x sparse product
+# Seconds per operation, measured by benchmarks/sim_kernels.py (2-core Xeon with AMX, torch 2.13;
+# see docs/benchmarks.md). Only their ratios matter: they set where the event path starts to win.
+COST_GEMM_F32 = 6.2e-12  # per multiply-accumulate, float32 GEMM
+COST_GEMM_INT8 = 9.4e-13  # per multiply-accumulate, int8 GEMM (AMX/VNNI)
+COST_CONV = 8.3e-12  # per multiply-accumulate, torch conv / pooling
+COST_GATHER_DENSE = 6.4e-11  # per gathered weight, embedding-bag over a dense matrix
+COST_GATHER_SPARSE = 1.3e-8  # per gathered weight, sparse x sparse product
 COST_FIXED = 2.0e-6  # per projection and chunk, fixed overhead of either path
 
 
