@@ -56,8 +56,45 @@ def handle_errors(fn: Callable) -> Callable:
     return wrapper
 
 
+def _interactive() -> bool:
+    try:
+        return sys.stderr.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
 def stage(message: str) -> None:
-    click.echo(message, err=True)
+    """Progress lines go to stderr on a terminal only, so that scripts see nothing on stderr but
+    the single error line when something fails."""
+    if _interactive():
+        click.echo(message, err=True)
+
+
+def _check_passes(passes: str | None) -> list[str] | None:
+    if not passes:
+        return None
+    from snc.passes import get
+
+    names = [p.strip() for p in passes.split(",") if p.strip()]
+    if not names:
+        raise SncError("--passes names no pass (see `snc passes`)")
+    for name in names:
+        get(name)
+    return names
+
+
+def _with_file(path: str | None):
+    """Attach ``path`` to typed errors raised inside (data errors name the data file)."""
+    class _Ctx:
+        def __enter__(self):
+            return self
+
+        def __exit__(self, exc_type, exc, tb):
+            if isinstance(exc, SncError) and path is not None:
+                exc.with_file(path)
+            return False
+
+    return _Ctx()
 
 
 def _load_graph(path: str):
@@ -76,10 +113,11 @@ def _compiled(path: str, calib: str | None, percentile: float, timesteps: int | 
         return graph
     if calib is None:
         raise SncError(f"{path} is a model, not a compiled artifact: pass --calib X.npy to compile it on the fly")
+    names = _check_passes(passes)
     x = load_samples(calib)
-    names = passes.split(",") if passes else None
-    return compile_graph(graph, x, passes=names, percentile=percentile, timesteps=timesteps or 64,
-                         progress=lambda name: stage(f"snc: pass {name}"))
+    with _with_file(calib):
+        return compile_graph(graph, x, passes=names, percentile=percentile, timesteps=timesteps or 64,
+                             progress=lambda name: stage(f"snc: pass {name}"))
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -110,6 +148,7 @@ def compile_cmd(model: str, output: str, calib: str | None, timesteps: int, perc
     out = Path(output)
     if out.suffix.lower() != ".snir":
         raise SncError(f"output must end in .snir, got {out.name!r}")
+    names = _check_passes(passes)
     t0 = time.perf_counter()
     stage(f"snc: reading {model}")
     graph = _load_graph(model)
@@ -117,9 +156,9 @@ def compile_cmd(model: str, output: str, calib: str | None, timesteps: int, perc
     if calib is not None:
         stage(f"snc: reading calibration data {calib}")
         x = load_samples(calib)
-    names = [p.strip() for p in passes.split(",") if p.strip()] if passes else None
-    snn = compile_graph(graph, x, passes=names, percentile=percentile, timesteps=timesteps,
-                        progress=lambda name: stage(f"snc: pass {name}"))
+    with _with_file(calib):
+        snn = compile_graph(graph, x, passes=names, percentile=percentile, timesteps=timesteps,
+                            progress=lambda name: stage(f"snc: pass {name}"))
     save(snn, out)
     stage(f"snc: wrote {out} ({time.perf_counter() - t0:.1f} s)")
     for note in snn.meta.get("notes", []):
@@ -134,7 +173,7 @@ def compile_cmd(model: str, output: str, calib: str | None, timesteps: int, perc
 
 
 def _progress_bar(total: int, label: str):
-    bar = click.progressbar(length=total, label=label, file=sys.stderr, show_pos=True)
+    bar = click.progressbar(length=total, label=label, file=sys.stderr, show_pos=True, hidden=not _interactive())
     state = {"done": 0}
 
     def update(done: int, _total: int) -> None:
@@ -170,8 +209,12 @@ def simulate_cmd(artifact, data_path, labels_path, calib, timesteps, batch_size,
     if limit is not None:
         x = x[:limit]
         y = None if y is None else y[:limit]
+    (input_name,) = graph.input_names[:1] or [None]
+    with _with_file(data_path):
+        if input_name is not None:
+            x = graph.nodes[input_name].conform(x, input_name, timesteps)
     bar, update = _progress_bar(len(x), "simulating")
-    with bar:
+    with bar, _with_file(artifact):
         result = simulate(
             graph, x, labels=y, timesteps=timesteps, batch_size=batch_size,
             arithmetic="fixed" if fixed_point else "float32", timing=timing, seed=seed, progress=update,
