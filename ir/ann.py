@@ -56,6 +56,15 @@ class MaxPool2d(Node):
         oh, ow = spatial_output(name, self.kind, shape, self.kernel, self.stride, self.padding, self.dilation)
         return (int(shape[0]), oh, ow)
 
+    def check(self, name: str) -> None:
+        super().check(name)
+        if min(self.kernel) < 1 or min(self.stride) < 1 or min(self.dilation) < 1 or min(self.padding) < 0:
+            raise InvalidGraph("kernel, stride and dilation must be >= 1 and padding >= 0", node=name)
+        pt, pl, pb, pr = self.padding
+        span = ((self.kernel[0] - 1) * self.dilation[0] + 1, (self.kernel[1] - 1) * self.dilation[1] + 1)
+        if max(pt, pb) >= span[0] or max(pl, pr) >= span[1]:
+            raise InvalidGraph(f"padding {self.padding} leaves windows with nothing but padding", node=name)
+
 
 @dataclass(eq=False)
 class BatchNorm(Node):

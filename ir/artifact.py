@@ -53,6 +53,9 @@ class _Encoder:
                 if not isinstance(k, str):
                     raise ArtifactError(f"metadata keys must be strings, got {k!r}")
                 out[k] = self.encode(v)
+            # A user dict whose keys look like our markers is wrapped so it decodes as a dict.
+            if any(k.startswith("$") for k in out):
+                return {"$dict": out}
             return out
         if dataclasses.is_dataclass(value) and type(value).__name__ in _DATACLASSES:
             return {
@@ -79,11 +82,22 @@ class _Decoder:
                 return self.arrays[key]
             if set(value) == {"$tuple"}:
                 return tuple(self.decode(v) for v in value["$tuple"])
+            if set(value) == {"$dict"}:
+                inner = value["$dict"]
+                if not isinstance(inner, dict):
+                    raise ArtifactError("malformed $dict entry")
+                return {k: self.decode(v) for k, v in inner.items()}
             if set(value) == {"$dataclass", "fields"}:
                 cls = _DATACLASSES.get(value["$dataclass"])
                 if cls is None:
                     raise ArtifactError(f"unknown parameter block {value['$dataclass']!r}")
-                return cls(**{k: self.decode(v) for k, v in value["fields"].items()})
+                fields = value["fields"]
+                if not isinstance(fields, dict):
+                    raise ArtifactError(f"malformed {value['$dataclass']} block")
+                try:
+                    return cls(**{k: self.decode(v) for k, v in fields.items()})
+                except TypeError as exc:
+                    raise ArtifactError(f"bad {value['$dataclass']} block: {exc}") from None
             return {k: self.decode(v) for k, v in value.items()}
         return value
 
@@ -93,16 +107,21 @@ def to_bytes(graph: Graph) -> bytes:
     enc = _Encoder()
     nodes = []
     for name, node in graph.nodes.items():
-        fields = {
-            f.name: enc.encode(getattr(node, f.name)) for f in dataclasses.fields(node) if f.name != "meta"
-        }
+        try:
+            fields = {
+                f.name: enc.encode(getattr(node, f.name)) for f in dataclasses.fields(node) if f.name != "meta"
+            }
+            meta = enc.encode(node.meta)
+        except ArtifactError as exc:
+            exc.node = name
+            raise
         nodes.append(
             {
                 "name": name,
                 "kind": node.kind,
                 "inputs": graph.inputs_of(name),
                 "fields": fields,
-                "meta": enc.encode(node.meta),
+                "meta": meta,
             }
         )
     doc = {
@@ -122,8 +141,11 @@ def to_bytes(graph: Graph) -> bytes:
     return out.getvalue()
 
 
-def from_bytes(data: bytes, file: str = "<bytes>") -> Graph:
-    """Rebuild a graph from .snir bytes. Raises ArtifactError naming the file."""
+def from_bytes(data: bytes, file: str = "<bytes>", *, validate: bool = True) -> Graph:
+    """Rebuild a graph from .snir bytes. Raises a typed error naming the file.
+
+    validate: check the graph's invariants too (a compiled artifact always satisfies them);
+    False round-trips any graph, finished or not."""
     try:
         zf = zipfile.ZipFile(io.BytesIO(data))
     except (zipfile.BadZipFile, OSError) as exc:
@@ -155,10 +177,15 @@ def from_bytes(data: bytes, file: str = "<bytes>") -> Graph:
             cls = KINDS.get(kind)
             if cls is None:
                 raise ArtifactError(f"unknown node kind {kind!r}", file=file, node=name)
+            if not isinstance(entry["fields"], dict):
+                raise ArtifactError(f"malformed fields of a {kind}", file=file, node=name)
             fields = {k: dec.decode(v) for k, v in entry["fields"].items()}
+            meta = dec.decode(entry.get("meta", {}))
+            if not isinstance(meta, dict):
+                raise ArtifactError("node metadata must be a dict", file=file, node=name)
             try:
-                node = cls(**fields, meta=dec.decode(entry.get("meta", {})))
-            except TypeError as exc:
+                node = cls(**fields, meta=meta)
+            except (TypeError, ValueError, AttributeError) as exc:
                 raise ArtifactError(f"bad fields for {kind}: {exc}", file=file, node=name) from None
             graph.add(name, node)
             pending.append((name, entry["inputs"]))
@@ -166,7 +193,11 @@ def from_bytes(data: bytes, file: str = "<bytes>") -> Graph:
             graph.set_inputs(name, inputs)
         graph.outputs = list(doc["outputs"])
         graph.meta = dec.decode(doc.get("meta", {}))
-    except (KeyError, TypeError) as exc:
+        if not isinstance(graph.meta, dict):
+            raise ArtifactError("graph metadata must be a dict", file=file)
+        if validate:
+            graph.validate()
+    except (KeyError, TypeError, AttributeError) as exc:
         raise ArtifactError(f"malformed graph.json ({exc!r})", file=file) from None
     except SncError as exc:
         raise exc.with_file(file)
@@ -201,11 +232,11 @@ def write_atomic(path: Path, data: bytes) -> None:
         raise
 
 
-def load(path: str | os.PathLike) -> Graph:
-    """Read a .snir artifact. Raises ArtifactError naming the file."""
+def load(path: str | os.PathLike, *, validate: bool = True) -> Graph:
+    """Read a .snir artifact. Raises a typed error (ArtifactError, InvalidGraph) naming the file."""
     path = Path(path)
     try:
         data = path.read_bytes()
     except OSError as exc:
         raise ArtifactError(f"cannot read ({exc.strerror or exc})", file=str(path)) from None
-    return from_bytes(data, file=str(path))
+    return from_bytes(data, file=str(path), validate=validate)

@@ -30,7 +30,8 @@ class Graph:
         self.nodes: dict[str, Node] = {}
         self.outputs: list[str] = []
         self.meta: dict[str, Any] = {}
-        self._edges = nx.DiGraph()
+        # A multigraph: the same source may feed a node twice (Add(x, x), Concat([x, x])).
+        self._edges = nx.MultiDiGraph()
 
     # --- construction -----------------------------------------------------------------------
     def add(self, name: str, node: Node, inputs: Iterable[str] = ()) -> str:
@@ -41,6 +42,10 @@ class Graph:
             raise InvalidGraph("a node of that name already exists", node=name)
         if not isinstance(node, Node):
             raise InvalidGraph(f"not an IR node: {type(node).__name__}", node=name)
+        inputs = list(inputs)
+        for src in inputs:  # check before storing anything: a refused add changes nothing
+            if src not in self.nodes:
+                raise InvalidGraph(f"input {src!r} does not exist", node=name)
         self.nodes[name] = node
         self._edges.add_node(name)
         self.set_inputs(name, inputs)
@@ -62,10 +67,9 @@ class Graph:
         for src in inputs:
             if src not in self.nodes:
                 raise InvalidGraph(f"input {src!r} does not exist", node=name)
-        if len(set(inputs)) != len(inputs):
-            raise InvalidGraph(f"the same input appears twice in {inputs}", node=name)
-        for src in list(self._edges.predecessors(name)):
-            self._edges.remove_edge(src, name)
+            if src == name:
+                raise InvalidGraph("a node cannot feed itself", node=name)
+        self._edges.remove_edges_from(list(self._edges.in_edges(name, keys=True)))
         for i, src in enumerate(inputs):
             self._edges.add_edge(src, name, index=i)
 
@@ -99,10 +103,13 @@ class Graph:
         preds = self._edges.in_edges(name, data="index")
         return [src for src, _, _ in sorted(preds, key=lambda e: e[2])]
 
+    def input_count(self, name: str) -> int:
+        return self._edges.in_degree(name)
+
     def users_of(self, name: str) -> list[str]:
         self._require(name)
         order = {n: i for i, n in enumerate(self.nodes)}
-        return sorted(self._edges.successors(name), key=order.__getitem__)
+        return sorted(set(self._edges.successors(name)), key=order.__getitem__)
 
     def edges(self) -> list[tuple[str, str]]:
         return [(src, dst) for dst in self.nodes for src in self.inputs_of(dst)]

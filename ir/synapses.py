@@ -130,6 +130,10 @@ class SumPool2d(Node):
         super().check(name)
         if min(self.kernel) < 1 or min(self.stride) < 1 or min(self.padding) < 0:
             raise InvalidGraph("kernel and stride must be >= 1 and padding >= 0", node=name)
+        pt, pl, pb, pr = self.padding
+        if max(pt, pb) >= self.kernel[0] or max(pl, pr) >= self.kernel[1]:
+            # Otherwise some windows would hold nothing but padding.
+            raise InvalidGraph(f"padding {self.padding} must be smaller than the kernel {self.kernel}", node=name)
 
 
 @dataclass(eq=False)

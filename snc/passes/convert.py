@@ -20,6 +20,7 @@ from snc.errors import UnsupportedOperator
 from snc.ir import IF, Graph, Readout, Scale, ScaleShift
 
 from . import PassContext
+from .fold_affine import fold_scale_into_users
 from .maxpool import expand_maxpool
 
 NAME = "convert"
@@ -124,16 +125,22 @@ def convert(graph: Graph, ctx: PassContext) -> Graph:
         n_relu += 1
     ctx.note(NAME, f"{n_relu} ReLU layer(s) became IF populations (reset by subtraction, biases as constant currents)")
 
-    # Operators keep their linear part only.
+    # Operators keep their linear part only; leftover gains fold into the next weights if they can.
     for name in list(g.topological_order()):
         node = g.nodes[name]
         if node.kind in ("Dense", "Conv2d") and node.bias is not None:
             g.replace(name, node.replace(bias=None))
         elif node.kind == "ScaleShift":
-            if np.all(node.scale == 1):
-                g.bypass(name)
-            else:
-                g.replace(name, Scale(scale=node.scale, meta=dict(node.meta)))
+            g.replace(name, Scale(scale=node.scale, meta=dict(node.meta)))
+    shapes = g.infer_shapes()
+    for name in list(g.topological_order()):
+        node = g.nodes.get(name)
+        if node is None or node.kind != "Scale":
+            continue
+        if np.all(node.scale == 1) and name not in g.outputs:
+            g.bypass(name)
+        elif fold_scale_into_users(g, name, shapes):
+            ctx.note(NAME, f"folded the gain {name!r} into the weights after it", node=name)
 
     # Max pooling -> spiking tournament.
     shapes = g.infer_shapes()

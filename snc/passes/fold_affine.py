@@ -53,19 +53,31 @@ def _fold_into_previous(g: Graph, name: str, node: ScaleShift, shapes) -> bool:
     return True
 
 
+def _conv_input_channels(conv) -> np.ndarray:
+    """Input channel read by each (output channel, kernel input index) of a grouped conv."""
+    c_out, c_in_g = conv.weight.shape[:2]
+    per_group_out = c_out // conv.groups
+    return (np.arange(c_out)[:, None] // per_group_out) * c_in_g + np.arange(c_in_g)[None, :]
+
+
 def _fold_into_next(g: Graph, name: str, node: ScaleShift, shapes, ctx) -> bool:
+    """Fold y = x*s + t into every user (all must be Dense or Conv2d): W' = W diag(s) and
+    b' = b + W t. A shift in front of a padded convolution is not a per-channel bias (border
+    outputs see fewer shifted inputs), so then nothing folds here; ``convert`` computes that
+    bias exactly and folds the remaining scale afterwards (``fold_scale_into_users``)."""
     users = g.users_of(name)
     if not users or name in g.outputs or any(g.nodes[u].kind not in ("Dense", "Conv2d") for u in users):
         return False
+    if g.input_count(users[0]) != 1 or any(g.inputs_of(u).count(name) != 1 for u in users):
+        return False
     shape = shapes[name]
     plans = []
-    keep_shift = False
     for u in users:
         nxt = g.nodes[u]
+        w = nxt.weight.astype(np.float64)
         if nxt.kind == "Dense":
             s = np.broadcast_to(node.scale, shape).reshape(-1).astype(np.float64)
             t = np.broadcast_to(node.shift, shape).reshape(-1).astype(np.float64)
-            w = nxt.weight.astype(np.float64)
             bias = (nxt.bias if nxt.bias is not None else 0.0) + w @ t
             plans.append((u, nxt.replace(weight=(w * s[None, :]).astype(np.float32), bias=np.asarray(bias, np.float32))))
         else:
@@ -73,24 +85,41 @@ def _fold_into_next(g: Graph, name: str, node: ScaleShift, shapes, ctx) -> bool:
             t = _per_channel(node.shift, shape)
             if s is None or t is None:
                 return False
-            c_out, c_in_g = nxt.weight.shape[:2]
-            per_group_out = c_out // nxt.groups
-            cin = (np.arange(c_out)[:, None] // per_group_out) * c_in_g + np.arange(c_in_g)[None, :]
-            w = nxt.weight.astype(np.float64) * s[cin][:, :, None, None]
             if any(nxt.padding) and np.any(t != 0):
-                keep_shift = True
-                bias = nxt.bias
-            else:
-                bias = (nxt.bias if nxt.bias is not None else 0.0) + (w * t[cin][:, :, None, None]).sum(axis=(1, 2, 3))
-                bias = np.asarray(bias, np.float32)
-            plans.append((u, nxt.replace(weight=w.astype(np.float32), bias=bias)))
+                ctx.note(NAME, f"shift {name!r} before the padded convolution {u!r} is left for convert "
+                               "(it becomes an exact per-neuron bias current)", node=name)
+                return False
+            cin = _conv_input_channels(nxt)
+            bias = (nxt.bias if nxt.bias is not None else 0.0) + (w * t[cin][:, :, None, None]).sum(axis=(1, 2, 3))
+            plans.append((u, nxt.replace(weight=(w * s[cin][:, :, None, None]).astype(np.float32), bias=np.asarray(bias, np.float32))))
     for u, new in plans:
         g.replace(u, new)
-    if keep_shift:
-        # The scale went into the kernels; the shift stays for convert (exact per-neuron bias).
-        g.replace(name, ScaleShift(scale=np.ones((), np.float32), shift=node.shift, meta=dict(node.meta)))
-        ctx.note(NAME, f"scale of {name!r} folded into {users}; its shift stays before a padded convolution and becomes a bias current", node=name)
+    g.bypass(name)
+    return True
+
+
+def fold_scale_into_users(g: Graph, name: str, shapes) -> bool:
+    """Fold a linear Scale node into the weights of its users when they are all Dense or Conv2d
+    (per-input-channel gains for convolutions). Returns True if the node was removed."""
+    node = g.nodes[name]
+    users = g.users_of(name)
+    if not users or name in g.outputs or any(g.nodes[u].kind not in ("Dense", "Conv2d") for u in users):
         return False
+    shape = shapes[name]
+    plans = []
+    for u in users:
+        nxt = g.nodes[u]
+        w = nxt.weight.astype(np.float64)
+        if nxt.kind == "Dense":
+            s = np.broadcast_to(node.scale, shape).reshape(-1).astype(np.float64)
+            plans.append((u, nxt.replace(weight=(w * s[None, :]).astype(np.float32))))
+        else:
+            s = _per_channel(node.scale, shape)
+            if s is None:
+                return False
+            plans.append((u, nxt.replace(weight=(w * s[_conv_input_channels(nxt)][:, :, None, None]).astype(np.float32))))
+    for u, new in plans:
+        g.replace(u, new)
     g.bypass(name)
     return True
 
