@@ -388,8 +388,10 @@ def _synaptic_current(sim: Simulation, batch: _Batch, pop: PopulationPlan, visib
     if len(parts) == 1 and first.dtype == torch.int32:
         # Exact integer sums from the int8 GEMM: the neuron loop converts them on the fly.
         return first.numpy()
-    # A fresh float32 tensor we may modify in place.
-    total = first.to(torch.float32, copy=True) if first.dtype == torch.float32 else first.to(torch.float32)
+    # GEMM, gather and int8 results are fresh tensors; only an operator chain (the last part when
+    # ``grouped``) may return a view of a cached source tensor, which must not be modified in place.
+    aliased = bool(grouped) and len(parts) == 1
+    total = first.to(torch.float32, copy=aliased)
     for part in parts[1:]:
         total += part.to(torch.float32)
     return total.contiguous().numpy()
