@@ -3,6 +3,8 @@
     snc compile MODEL -o OUT.snir [--calib X.npy] [--timesteps T] [--percentile P] [--passes a,b,c]
     snc simulate ARTIFACT --data X.npy [--labels Y.npy] [--timesteps T] [--batch-size B] [--fixed-point] [--json]
     snc inspect ARTIFACT [--json]
+    snc estimate MODEL_OR_ARTIFACT --data X.npy [--labels Y.npy] [--hw NAME|FILE]... [--baseline NAME] [--json] [--plot DIR]
+    snc hw list | snc hw show NAME
     snc passes
 
 Errors are one line on stderr naming the file and node, with exit code 2; no traceback
@@ -288,7 +290,90 @@ def _jsonable(value: Any) -> Any:
         return value.tolist() if value.size <= 16 else f"array{tuple(value.shape)}"
     if isinstance(value, np.generic):
         return value.item()
+    if isinstance(value, float) and (value != value or value in (float("inf"), float("-inf"))):
+        return None  # JSON has no NaN/inf
     return value
+
+
+@main.command("estimate")
+@click.argument("model", type=click.Path(dir_okay=False))
+@click.option("--data", "data_path", required=True, type=click.Path(dir_okay=False), help="Samples (.npy/.npz), (N, *input_shape).")
+@click.option("--labels", "labels_path", type=click.Path(dir_okay=False), help="Integer labels (.npy/.npz), (N,).")
+@click.option("--calib", type=click.Path(dir_okay=False), help="Calibration samples: compile a model on the fly; traffic estimate for mapping.")
+@click.option("--hw", "hw", multiple=True, help="Hardware profile name or TOML file; repeat for side-by-side columns (default: loihi). See `snc hw list`.")
+@click.option("--baseline", default="fp32", show_default=True, help="ANN baseline number format (fp32, fp16, int8, int32 of horowitz45, or PROFILE:FORMAT).")
+@click.option("--timesteps", type=click.IntRange(min=1), default=None, help="Steps per sample (default: the artifact's).")
+@click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
+@click.option("--percentile", type=click.FloatRange(0, 100, min_open=True), default=99.9, show_default=True, help="For on-the-fly compilation.")
+@click.option("--limit", type=click.IntRange(min=1), default=None, help="Use only the first N samples.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object (energies in J per inference, latencies in s).")
+@click.option("--plot", "plot_dir", type=click.Path(file_okay=False), default=None, help="Write PNG figures to this folder.")
+@handle_errors
+def estimate_cmd(model, data_path, labels_path, calib, hw, baseline, timesteps, batch_size, percentile, limit, as_json, plot_dir) -> None:
+    """Energy, latency and sparsity of MODEL on neuromorphic chips, per layer and per core,
+    against an ANN baseline. JSON keys: layers[] (name, neurons, cores, spikes_per_sample, synops,
+    energy_j, latency_s, ...), totals (energy_j, latency_s, synops, effective_acs, effective_macs,
+    activation_sparsity, accuracy, ...), baseline (name, energy_j, ratio = ANN / SNN energy)."""
+    from snc.data import load_labels, load_samples
+    from snc.estimate import estimate, format_table
+    from snc.hw import load_profile
+
+    profiles = [load_profile(h) for h in (hw or ("loihi",))]
+    graph = _compiled(model, calib, percentile, timesteps)
+    x = load_samples(data_path)
+    y = load_labels(labels_path, len(x)) if labels_path else None
+    if limit is not None:
+        x = x[:limit]
+        y = None if y is None else y[:limit]
+    (input_name,) = graph.input_names[:1] or [None]
+    with _with_file(data_path):
+        if input_name is not None:
+            x = graph.nodes[input_name].conform(x, input_name, timesteps)
+    cal = None
+    if calib is not None:
+        cal = load_samples(calib)
+        with _with_file(calib):
+            cal = graph.nodes[input_name].conform(cal, input_name)
+    bar, update = _progress_bar(len(x), "simulating")
+    with bar, _with_file(model):
+        est = estimate(graph, x, labels=y, hw=profiles, baseline=baseline, timesteps=timesteps, batch_size=batch_size,
+                       calibration=cal, progress=update, stage=stage)
+    written = []
+    if plot_dir is not None:
+        from snc.plots import estimate_plots
+
+        written = estimate_plots(est, profiles, Path(plot_dir))
+    if as_json:
+        click.echo(json.dumps(_jsonable(est.doc), indent=1))
+    else:
+        click.echo(format_table(est.doc))
+        for path in written:
+            click.echo(f"plot: {path}")
+
+
+@main.group("hw")
+def hw_group() -> None:
+    """Hardware profiles (every number with its source and status)."""
+
+
+@hw_group.command("list")
+def hw_list() -> None:
+    """List the shipped hardware profiles."""
+    from snc.hw import available_profiles, load_profile
+
+    for name in available_profiles():
+        p = load_profile(name)
+        click.echo(f"{name.ljust(14)} {p.kind.ljust(13)} {p.title}")
+
+
+@hw_group.command("show")
+@click.argument("name")
+@handle_errors
+def hw_show(name: str) -> None:
+    """Show a profile: every quantity with unit, status and source (NAME or a TOML file)."""
+    from snc.hw import describe, load_profile
+
+    click.echo(describe(load_profile(name)))
 
 
 @main.command("passes")

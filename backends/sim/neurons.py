@@ -54,21 +54,24 @@ class FloatNeurons:
         self.ref = np.zeros((batch, n), dtype=np.int32)
         self._tmp = np.empty((batch, n), dtype=np.float32)
 
-    def run(self, current: np.ndarray, spikes: np.ndarray) -> np.ndarray:
+    def run(self, current: np.ndarray, spikes: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
         """current: (Tc, B, n) float32 synaptic input of each step (modified in place);
         spikes: (Tc, B, n) bool, written. Returns the active updates per step and sample, (Tc, B):
-        neurons whose input (synaptic current plus bias) was non-zero."""
+        neurons whose input (synaptic current plus bias) was non-zero; ``mask``, if given, a
+        (Tc, B, n) bool array, receives which ones."""
         tc, b, n = current.shape
         if self.refractory or self.leaky:
             current = current.astype(np.float32, copy=False)
             drive = current if self.bias is None else current + self.bias
-            active = row_counts(drive.reshape(tc * b, n) != 0).reshape(tc, b)
+            nz = np.not_equal(drive, 0, out=mask)
+            active = row_counts(nz.reshape(tc * b, n)).reshape(tc, b)
             self._run_general(current, spikes)
             return active
         if self.bias is not None:
             current = current.astype(np.float32, copy=False)
             current += self.bias  # for IF, u = I: the bias can join the input
-        active = row_counts(current.reshape(tc * b, n) != 0).reshape(tc, b)
+        nz = np.not_equal(current, 0, out=mask)
+        active = row_counts(nz.reshape(tc * b, n)).reshape(tc, b)
         v, th, tmp = self.v, self.th, self._tmp
         subtract = self.reset == "subtract"
         for t in range(current.shape[0]):

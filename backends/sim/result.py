@@ -74,6 +74,7 @@ class SimResult:
     labels: np.ndarray | None = None
     wall_seconds: float = 0.0
     overflow: dict[str, dict[str, int]] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)  # what attached recorders gathered
 
     @property
     def samples(self) -> int:

@@ -28,6 +28,7 @@ from .. import dense_ops
 from .counting import column_counts, row_counts
 from .neurons import FixedNeurons, FloatNeurons
 from .plan import Plan, PopulationPlan, build_plan
+from .recorders import ChunkView
 from .result import PopulationStats, SimResult
 from .synapses import ProjectionKernel, evaluate_ops
 
@@ -136,6 +137,7 @@ class Simulation:
                     dtype = torch.float64  # float32 would round the integer sums
                 self.kernels[(proj.source, proj.target)] = ProjectionKernel(proj, dtype)
         self.max_size = max(p.size for p in self.plan.populations)
+        self.recorders: list = []
         self.uniform_fanout: dict[str, bool] = {}
         self.fanout_digits: dict[str, torch.Tensor] = {}
         for name, fan in self.plan.fanout.items():
@@ -173,6 +175,7 @@ def simulate(
     seed: int = 0,
     progress: Callable[[int, int], None] | None = None,
     chunk_elements: int = CHUNK_ELEMENTS,
+    recorders: Iterable = (),
 ) -> SimResult:
     """Simulate ``graph`` on ``data`` (N, *input_shape) for ``timesteps`` steps.
 
@@ -182,6 +185,7 @@ def simulate(
     seed:       seed of the Bernoulli draws of rate-encoded inputs (per sample, so results do
                 not depend on the batch size).
     progress:   called as progress(samples_done, samples_total) after each batch.
+    recorders:  extra bookkeeping (backends/sim/recorders.py); results in ``SimResult.extra``.
     """
     t_start = time.perf_counter()
     timesteps = int(timesteps if timesteps is not None else graph.meta.get("timesteps", 64))
@@ -216,6 +220,10 @@ def simulate(
             rasters={i: np.zeros((timesteps, pop.size), dtype=bool) for i in raster_set} if node.role != READOUT else {},
         )
     outputs = {p.name: np.zeros((n_samples, p.size), dtype=np.float64) for p in plan.readouts}
+    recorders = list(recorders)
+    for rec in recorders:
+        rec.start(sim, n_samples, timesteps)
+    sim.recorders = recorders
     u_wraps: dict[str, int] = {}
     v_sats: dict[str, int] = {}
 
@@ -261,6 +269,7 @@ def simulate(
         labels=labels,
         wall_seconds=time.perf_counter() - t_start,
         overflow=overflow,
+        extra={rec.name: rec.finish() for rec in recorders},
     )
 
 
@@ -284,6 +293,8 @@ def _run_chunk(sim: Simulation, batch: _Batch, stats, data, t0: int, tc: int, ra
     spikes: dict[str, np.ndarray] = {}  # what each population emitted in this chunk, (tc, B, n)
     seen: dict[str, np.ndarray] = {}  # what its targets see (delayed by one step in delay timing)
     as_float: dict[str, torch.Tensor] = {}
+    masks: dict[str, np.ndarray] = {}
+    want_masks = any(rec.wants_masks for rec in sim.recorders)
 
     def visible(src: str) -> np.ndarray:
         if src not in seen:
@@ -322,25 +333,39 @@ def _run_chunk(sim: Simulation, batch: _Batch, stats, data, t0: int, tc: int, ra
         current = _synaptic_current(sim, batch, pop, visible, float_of, int8_of, rows, st)
         current = current.reshape(tc, b, pop.size)
         if node.role == READOUT:
+            # The integrator's neurons update like any other: active where the input is non-zero.
+            drive = (current << 6) + batch.const[pop.name] if sim.fixed else current + batch.const[pop.name]
+            nz = np.not_equal(drive, 0)
+            st.active_updates[batch.first:batch.first + b, t0:t0 + tc] = row_counts(nz.reshape(tc * b, -1)).reshape(tc, b).T
+            if want_masks:
+                masks[pop.name] = nz
             if sim.fixed:
                 dummy = np.zeros((tc, b, pop.size), dtype=bool)
                 batch.neurons[pop.name].run(current, dummy, batch.const[pop.name])
             else:
-                batch.readout_v[pop.name] += current.sum(axis=0, dtype=np.float64) + tc * batch.const[pop.name]
+                batch.readout_v[pop.name] += drive.sum(axis=0, dtype=np.float64)
             continue
         s = np.empty((tc, b, pop.size), dtype=bool)
         neu = batch.neurons[pop.name]
+        mask = np.empty((tc, b, pop.size), dtype=bool) if want_masks else None
         if sim.fixed:
             active = current if not np.any(batch.const[pop.name]) else (current << 6) + batch.const[pop.name]
-            st.active_updates[batch.first:batch.first + b, t0:t0 + tc] = row_counts(active.reshape(tc * b, -1) != 0).reshape(tc, b).T
+            nz = np.not_equal(active, 0, out=mask)
+            st.active_updates[batch.first:batch.first + b, t0:t0 + tc] = row_counts(nz.reshape(tc * b, -1)).reshape(tc, b).T
             neu.run(current, s, batch.const[pop.name])
         else:
             if pop.static:
                 current = current.astype(np.float32, copy=False)
                 current += batch.const[pop.name]
-            st.active_updates[batch.first:batch.first + b, t0:t0 + tc] = neu.run(current, s).T
+            st.active_updates[batch.first:batch.first + b, t0:t0 + tc] = neu.run(current, s, mask).T
+        if mask is not None:
+            masks[pop.name] = mask
         spikes[pop.name] = s
         _record(sim, batch, st, pop, s, None, t0, tc, raster_set)
+    if sim.recorders:
+        view = ChunkView(sim, batch, t0, tc, spikes, visible, float_of, masks)
+        for rec in sim.recorders:
+            rec.chunk(view)
     if sim.timing == "delay":
         for name, s in spikes.items():
             batch.last[name] = s[-1].copy()

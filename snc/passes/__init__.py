@@ -64,6 +64,7 @@ REGISTRY: dict[str, Pass] = {
         Pass("fold-affine", "fold constant elementwise scale/shift (input normalisation) into neighbouring affine layers", "snc.passes.fold_affine", "fold_affine"),
         Pass("convert", "ANN -> SNN: ReLU -> IF (reset by subtraction), biases -> currents, max-pool -> exact spiking max, logits -> readout", "snc.passes.convert", "convert"),
         Pass("balance", "data-based threshold balancing: threshold = p-th percentile of each layer's activations (Rueckauer et al. 2017)", "snc.passes.balance", "balance"),
+        Pass("map", "split populations into core-sized blocks under the chip's limits and place them on the mesh (option hw)", "snc.passes.map_to_cores", "map_to_cores"),
     )
 }
 

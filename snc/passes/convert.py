@@ -57,6 +57,22 @@ def _non_negative(g: Graph, name: str) -> bool:
     return False
 
 
+def source_macs(g: Graph, shapes: dict | None = None) -> int:
+    """Multiply-accumulates of one inference of the ANN: every Dense and Conv2d layer counted
+    densely (all kernel taps, padding included, as an ANN accelerator computes them); pooling,
+    normalisation and bias excluded. The baseline an SNN's energy is compared with."""
+    shapes = shapes or g.infer_shapes()
+    macs = 0
+    for name, node in g.nodes.items():
+        if node.meta.get("maxpool_construct"):
+            continue
+        if node.kind == "Dense":
+            macs += int(node.weight.size)
+        elif node.kind == "Conv2d":
+            macs += int(np.prod(shapes[name])) * int(np.prod(node.weight.shape[1:]))
+    return macs
+
+
 @torch.inference_mode()
 def _constant_currents(g: Graph, shapes: dict) -> dict[str, np.ndarray]:
     """Value of every node when all population outputs (inputs, ReLUs, max-pools) are zero."""
@@ -85,6 +101,7 @@ def convert(graph: Graph, ctx: PassContext) -> Graph:
             raise UnsupportedOperator("mixed ANN/SNN graphs are not supported by convert", node=name)
     _swap_maxpool_relu(g, ctx)
     shapes = g.infer_shapes()
+    g.meta["source_macs"] = source_macs(g, shapes)
     for name in g.topological_order():
         if g.nodes[name].kind == "MaxPool2d":
             (src,) = g.inputs_of(name)

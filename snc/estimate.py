@@ -1,0 +1,232 @@
+"""``snc estimate``: what a network costs on given chips, per layer and per core.
+
+One simulation (float32, layer-synchronous) gathers the activity; for every hardware profile
+the network is mapped onto cores (the ``map`` pass) and the cycle-approximate model
+(backends/sim/cycle_model.py) turns the per-step, per-core counts into energy and latency.
+The ANN baseline is the source network's dense MACs times the energy of one MAC in the chosen
+number format (profile ``horowitz45``: fp32, fp16, int8, int32; compute only).
+
+All energies are per inference (one sample, all time steps) in joules; latencies in seconds.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from snc.backends.sim import build_plan, simulate
+from snc.backends.sim.cycle_model import CycleModel
+from snc.backends.sim.recorders import NeuroBenchCounter
+from snc.errors import HardwareProfileError, SncError
+from snc.hw import HardwareProfile, load_profile
+from snc.ir import Graph
+
+from . import metrics
+from .passes import PassContext, get
+
+BASELINE_PROFILE = "horowitz45"
+DEFAULT_BASELINE = "fp32"
+
+
+@dataclass
+class Estimate:
+    doc: dict[str, Any]  # the JSON document
+    result: Any  # the SimResult
+    mapped: dict[str, Graph] = field(default_factory=dict)  # hw name -> mapped graph
+    costs: dict[str, dict] = field(default_factory=dict)  # hw name -> cycle model output
+
+
+def source_macs(graph: Graph) -> int:
+    if "source_macs" in graph.meta:
+        return int(graph.meta["source_macs"])
+    from .passes.convert import source_macs as count
+
+    return count(graph)
+
+
+def resolve_baseline(name: str) -> tuple[str, float]:
+    """``fp32`` / ``fp16`` / ``int8`` / ``int32`` (of horowitz45) or ``PROFILE:FORMAT``."""
+    profile_name, _, fmt = name.rpartition(":")
+    profile = load_profile(profile_name or BASELINE_PROFILE)
+    if profile.kind != "ann":
+        raise HardwareProfileError(f"baseline profile {profile.name!r} is not an ANN profile")
+    key = f"energy_mac_{fmt}"
+    if key not in profile:
+        raise HardwareProfileError(f"unknown baseline {name!r}; {profile.name} offers {', '.join(profile.baselines())}")
+    return f"{profile.name}:{fmt}", float(profile[key])
+
+
+def map_for(graph: Graph, profile: HardwareProfile, calibration: np.ndarray | None, timesteps: int) -> Graph:
+    """The graph mapped onto ``profile`` (reusing a stored mapping for the same profile)."""
+    stored = graph.meta.get("mapping")
+    if stored and stored.get("hw") == profile.name:
+        return graph
+    ctx = PassContext(calibration=calibration, timesteps=timesteps, options={"hw": profile})
+    return get("map")(graph, ctx)
+
+
+def estimate(
+    graph: Graph,
+    data: np.ndarray,
+    *,
+    labels: np.ndarray | None = None,
+    hw: Sequence[str | HardwareProfile] = ("loihi",),
+    baseline: str = DEFAULT_BASELINE,
+    timesteps: int | None = None,
+    batch_size: int = 64,
+    calibration: np.ndarray | None = None,
+    raster_sample: int = 0,
+    progress: Callable[[int, int], None] | None = None,
+    stage: Callable[[str], None] | None = None,
+) -> Estimate:
+    if not graph.is_spiking:
+        raise SncError("estimate needs a compiled (spiking) graph; compile the model first")
+    timesteps = int(timesteps if timesteps is not None else graph.meta.get("timesteps", 64))
+    profiles = [load_profile(h) for h in hw] or [load_profile("loihi")]
+    names = [p.name for p in profiles]
+    if len(set(names)) != len(names):
+        raise HardwareProfileError(f"the same hardware profile is given twice: {names}")
+    base_name, e_mac = resolve_baseline(baseline)
+    plan = build_plan(graph)
+    mapped: dict[str, Graph] = {}
+    models: dict[str, CycleModel] = {}
+    for prof in profiles:
+        if stage:
+            stage(f"snc: mapping onto {prof.name}")
+        mapped[prof.name] = map_for(graph, prof, calibration if calibration is not None else data[:64], timesteps)
+        models[prof.name] = CycleModel(mapped[prof.name], plan, prof)
+    recorders = [NeuroBenchCounter()] + [m.recorder for m in models.values()]
+    for m, name in zip(recorders[1:], models):
+        m.name = f"projected:{name}"
+    if stage:
+        stage("snc: simulating")
+    result = simulate(graph, data, labels=labels, timesteps=timesteps, batch_size=batch_size,
+                      rasters=[raster_sample] if len(data) else [], progress=progress, recorders=recorders)
+    n = result.samples
+    nb = metrics.neurobench(graph, result)
+    # Host work of a direct (analog) input: the first layer's current, once per sample.
+    host_macs = float(sum(p.synops[:, 0].mean() for p in result.populations.values() if p.analog)) if n else 0.0
+    host_energy = host_macs * e_mac
+    ann_macs = source_macs(graph)
+    base_energy = ann_macs * e_mac
+    per_hw: dict[str, Any] = {}
+    costs: dict[str, dict] = {}
+    for prof in profiles:
+        cost = models[prof.name].evaluate(result.extra[f"projected:{prof.name}"], n, timesteps)
+        costs[prof.name] = cost
+        energy = cost["energy_j"] + host_energy
+        layers = []
+        for name, st in result.populations.items():
+            if st.kind == "Input":
+                continue
+            lc = cost["layers"].get(name, {})
+            layers.append({
+                "name": name,
+                "kind": st.kind,
+                "neurons": st.neurons,
+                "cores": lc.get("cores", 0),
+                "spikes_per_sample": st.spikes_per_sample,
+                "rate": st.rate,
+                "sparsity": 1.0 - st.rate if st.kind in ("IF", "LIF") else None,
+                "synops": lc.get("synops", 0.0),
+                "energy_j": lc.get("energy_j", 0.0),
+                "latency_s": lc.get("latency_s", 0.0),
+            })
+        if host_macs:
+            layers.append({"name": "(host: analog input)", "kind": "host", "neurons": 0, "cores": 0,
+                           "spikes_per_sample": 0.0, "rate": 0.0, "sparsity": None, "synops": host_macs,
+                           "energy_j": host_energy, "latency_s": 0.0})
+        total_layer_energy = sum(l["energy_j"] for l in layers) + cost["host_delivery_energy_j"]
+        total_layer_latency = sum(l["latency_s"] for l in layers)
+        for l in layers:
+            l["energy_share"] = l["energy_j"] / total_layer_energy if total_layer_energy else 0.0
+            l["latency_share"] = l["latency_s"] / total_layer_latency if total_layer_latency else 0.0
+        totals = {
+            "energy_j": energy,
+            "chip_energy_j": cost["energy_j"],
+            "dynamic_energy_j": cost["dynamic_energy_j"],
+            "static_energy_j": cost["static_energy_j"],
+            "host_energy_j": host_energy,
+            "latency_s": cost["latency_s"],
+            "throughput_per_s": cost["throughput_per_s"],
+            "barrier_s": cost["barrier_s"],
+            "synops": float(sum(l["synops"] for l in layers if l["kind"] != "host")),
+            "effective_acs": nb["SynapticOperations"]["Effective_ACs"],
+            "effective_macs": nb["SynapticOperations"]["Effective_MACs"],
+            "dense_ops": nb["SynapticOperations"]["Dense"],
+            "activation_sparsity": nb["ActivationSparsity"],
+            "membrane_updates": nb["MembraneUpdates"],
+            "connection_sparsity": nb["ConnectionSparsity"],
+            "footprint_bytes": nb["Footprint"],
+            "chips": cost["chips"],
+            "cores": cost["cores"],
+            "timesteps": timesteps,
+            "samples": n,
+        }
+        if labels is not None:
+            totals["accuracy"] = result.accuracy
+        per_hw[prof.name] = {
+            "hw": {"name": prof.name, "title": prof.title, "all_inclusive": prof.all_inclusive},
+            "layers": layers,
+            "totals": totals,
+            "baseline": {"name": base_name, "macs": ann_macs, "energy_j": base_energy,
+                         "ratio": base_energy / energy if energy > 0 else float("inf")},
+        }
+    first = per_hw[profiles[0].name]
+    doc = {
+        "layers": first["layers"],
+        "totals": first["totals"],
+        "baseline": first["baseline"],
+        "hw": first["hw"],
+        "per_hw": per_hw,
+        "accuracy": result.accuracy,
+        "samples": n,
+        "timesteps": timesteps,
+        "units": {"energy": "J per inference", "latency": "s per inference",
+                  "baseline.ratio": "ANN baseline energy / SNN energy (> 1: the SNN needs less)"},
+    }
+    return Estimate(doc=doc, result=result, mapped=mapped, costs=costs)
+
+
+def format_table(doc: dict[str, Any]) -> str:
+    """Per-layer table with one column group per hardware profile, then totals."""
+    from .report import fmt_num, pct, table
+
+    hws = list(doc["per_hw"])
+    first = doc["per_hw"][hws[0]]
+    headers = ["layer", "neurons", "spikes/sample", "rate", "sparsity", "synops"]
+    for h in hws:
+        headers += [f"{h} cores", f"{h} energy (J)", "share", "lat. share"]
+    rows = []
+    by_hw = {h: {l["name"]: l for l in doc["per_hw"][h]["layers"]} for h in hws}
+    for layer in first["layers"]:
+        row = [layer["name"], layer["neurons"], layer["spikes_per_sample"], layer["rate"],
+               pct(layer["sparsity"]) if layer["sparsity"] is not None else "-", layer["synops"]]
+        for h in hws:
+            l = by_hw[h][layer["name"]]
+            row += [l["cores"], l["energy_j"], pct(l["energy_share"]), pct(l["latency_share"])]
+        rows.append(row)
+    out = [table(rows, headers, align="l" + "r" * (len(headers) - 1))]
+    out.append("")
+    for h in hws:
+        t = doc["per_hw"][h]["totals"]
+        b = doc["per_hw"][h]["baseline"]
+        hw = doc["per_hw"][h]["hw"]
+        out.append(f"{h}: {hw['title']}")
+        out.append(
+            f"  energy/inference {fmt_num(t['energy_j'])} J (chip dynamic {fmt_num(t['dynamic_energy_j'])}, static "
+            f"{fmt_num(t['static_energy_j'])}, host {fmt_num(t['host_energy_j'])}); latency {fmt_num(t['latency_s'])} s "
+            f"({fmt_num(t['throughput_per_s'])} inferences/s); {t['chips']} chip(s), {t['cores']} core(s)"
+        )
+        out.append(
+            f"  ANN baseline {b['name']}: {fmt_num(b['macs'])} MACs x = {fmt_num(b['energy_j'])} J; "
+            f"ANN / SNN energy = {fmt_num(b['ratio'])}"
+        )
+    t = first["totals"]
+    out.append(
+        f"activity: {t['samples']} samples x {t['timesteps']} steps; activation sparsity {pct(t['activation_sparsity'])}; "
+        f"NeuroBench effective ACs {fmt_num(t['effective_acs'])}, MACs {fmt_num(t['effective_macs'])}, dense {fmt_num(t['dense_ops'])} per sample"
+        + (f"; accuracy {pct(t['accuracy'])}" if "accuracy" in t else "")
+    )
+    return "\n".join(out)

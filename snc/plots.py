@@ -1,0 +1,134 @@
+"""PNG figures for ``snc estimate --plot DIR`` (matplotlib, no display needed)."""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+WIDTH, HEIGHT, DPI = 8.0, 4.5, 100  # every figure is 800 x 450 pixels
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, path: Path) -> Path:
+    """Write atomically: a temporary file in the same folder, then rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".png", dir=str(path.parent))
+    os.close(fd)
+    try:
+        fig.savefig(tmp, dpi=DPI)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        _plt().close(fig)
+    return path
+
+
+def layer_energy(doc: dict[str, Any], path: Path) -> Path:
+    plt = _plt()
+    hws = list(doc["per_hw"])
+    names = [l["name"] for l in doc["per_hw"][hws[0]]["layers"]]
+    fig, ax = plt.subplots(figsize=(WIDTH, HEIGHT))
+    x = np.arange(len(names))
+    width = 0.8 / len(hws)
+    for i, h in enumerate(hws):
+        by = {l["name"]: l for l in doc["per_hw"][h]["layers"]}
+        ax.bar(x + i * width - 0.4 + width / 2, [by[n]["energy_j"] for n in names], width, label=h)
+    ax.set_yscale("log")
+    ax.set_xticks(x, names, rotation=30, ha="right", fontsize=8)
+    ax.set_ylabel("energy per inference (J)")
+    ax.set_title("energy per layer")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def layer_sparsity(doc: dict[str, Any], path: Path) -> Path:
+    plt = _plt()
+    layers = [l for l in doc["layers"] if l["sparsity"] is not None]
+    fig, ax = plt.subplots(figsize=(WIDTH, HEIGHT))
+    ax.bar([l["name"] for l in layers], [100 * l["sparsity"] for l in layers], color="tab:green")
+    ax.set_ylim(0, 100)
+    ax.set_ylabel("activation sparsity (%)")
+    ax.set_title("activation sparsity per layer (1 - spikes / (neurons x steps))")
+    ax.tick_params(axis="x", rotation=30, labelsize=8)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def core_utilisation(graph, profile, path: Path) -> Path:
+    """Mesh of every chip used: each core coloured by its neuron utilisation."""
+    from snc.hw.mesh import Mesh
+
+    plt = _plt()
+    mesh = Mesh.from_profile(profile)
+    used: dict[int, float] = {}
+    owner: dict[int, str] = {}
+    for name, node in graph.nodes.items():
+        for start, stop, core in node.meta.get("mapping", {}).get("blocks", []):
+            used[int(core)] = (stop - start) / profile["neurons_per_core"]
+            owner[int(core)] = name
+    chips = max(used) // mesh.cores_per_chip + 1 if used else 1
+    per_side = int(np.ceil(np.sqrt(mesh.cores_per_tile)))
+    grid = np.full((mesh.tiles_y * per_side, chips * mesh.tiles_x * per_side), np.nan)
+    for core in range(chips * mesh.cores_per_chip):
+        chip, gx, ty = (int(v) for v in mesh.coordinates(core))
+        slot = core % mesh.cores_per_tile
+        r = ty * per_side + slot // per_side
+        c = gx * per_side + slot % per_side
+        grid[r, c] = 100 * used.get(core, 0.0)
+    fig, ax = plt.subplots(figsize=(WIDTH, HEIGHT))
+    im = ax.imshow(grid, cmap="viridis", vmin=0, vmax=100, aspect="auto", interpolation="nearest")
+    for k in range(1, chips):
+        ax.axvline(k * mesh.tiles_x * per_side - 0.5, color="white", linewidth=2)
+    fig.colorbar(im, ax=ax, label="neurons used (% of a core)")
+    ax.set_title(f"{profile.name}: {len(used)} cores on {chips} chip(s), {mesh.tiles_x}x{mesh.tiles_y} tiles per chip")
+    ax.set_xlabel("east-west (tiles x cores)")
+    ax.set_ylabel("north-south")
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def raster(result, sample: int, path: Path) -> Path:
+    """Spikes of every population for one sample: time on x, neurons (stacked by layer) on y."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(WIDTH, HEIGHT))
+    offset = 0
+    ticks, labels = [], []
+    for name, st in result.populations.items():
+        r = st.rasters.get(sample)
+        if r is None or st.kind == "Readout":
+            continue
+        t, n = np.nonzero(r)
+        ax.scatter(t, n + offset, s=1, marker="|")
+        ticks.append(offset + st.neurons / 2)
+        labels.append(name)
+        offset += st.neurons
+        ax.axhline(offset, color="grey", linewidth=0.3)
+    ax.set_yticks(ticks, labels, fontsize=7)
+    ax.set_xlabel("time step")
+    ax.set_title(f"spike raster of sample {sample}")
+    ax.set_xlim(-0.5, result.timesteps - 0.5)
+    ax.set_ylim(0, max(offset, 1))
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def estimate_plots(est, profiles, folder: Path, sample: int = 0) -> list[Path]:
+    folder = Path(folder)
+    out = [layer_energy(est.doc, folder / "layer_energy.png"), layer_sparsity(est.doc, folder / "layer_sparsity.png")]
+    for prof in profiles:
+        out.append(core_utilisation(est.mapped[prof.name], prof, folder / f"core_utilisation_{prof.name}.png"))
+    out.append(raster(est.result, sample, folder / "raster.png"))
+    return out
