@@ -35,23 +35,32 @@ def _window_matrix(
 ) -> sp.csr_matrix:
     c_in, h, w = in_shape
     c_out, ho, wo = out_shape
-    c_in_g = kernel.shape[1]
+    c_in_g, kh, kw = kernel.shape[1:]
     per_group_out = c_out // groups
-    o, c, m, n = np.nonzero(kernel)
-    vals = kernel[o, c, m, n]
     ii, jj = np.meshgrid(np.arange(ho), np.arange(wo), indexing="ij")
     ii = ii.ravel()
     jj = jj.ravel()
+    # (C_out, C_in_g) pairs and the input channel each reads.
+    o, c = np.meshgrid(np.arange(c_out), np.arange(c_in_g), indexing="ij")
+    o = o.ravel()
+    cin = (o // per_group_out) * c_in_g + c.ravel()
     rows_all, cols_all, vals_all = [], [], []
-    # One kernel tap at a time keeps memory at O(outputs) per step.
-    for k in range(len(vals)):
-        y = ii * stride[0] + m[k] * dilation[0] - padding[0]
-        x = jj * stride[1] + n[k] * dilation[1] - padding[1]
-        ok = (y >= 0) & (y < h) & (x >= 0) & (x < w)
-        cin = (o[k] // per_group_out) * c_in_g + c[k]
-        rows_all.append(o[k] * ho * wo + ii[ok] * wo + jj[ok])
-        cols_all.append(cin * h * w + y[ok] * w + x[ok])
-        vals_all.append(np.full(int(ok.sum()), vals[k], dtype=np.float64))
+    # One kernel position at a time, vectorised over channel pairs and output positions.
+    for m in range(kh):
+        for n in range(kw):
+            vals = kernel[:, :, m, n].ravel()
+            keep = vals != 0
+            if not keep.any():
+                continue
+            y = ii * stride[0] + m * dilation[0] - padding[0]
+            x = jj * stride[1] + n * dilation[1] - padding[1]
+            ok = (y >= 0) & (y < h) & (x >= 0) & (x < w)
+            out_pos = ii[ok] * wo + jj[ok]
+            in_pos = y[ok] * w + x[ok]
+            ok_o, ok_c, ok_v = o[keep], cin[keep], vals[keep]
+            rows_all.append((ok_o[:, None] * (ho * wo) + out_pos[None, :]).ravel())
+            cols_all.append((ok_c[:, None] * (h * w) + in_pos[None, :]).ravel())
+            vals_all.append(np.repeat(ok_v.astype(np.float64), out_pos.size))
     if not rows_all:
         return sp.csr_matrix((c_out * ho * wo, c_in * h * w))
     m_ = sp.csr_matrix(

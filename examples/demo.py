@@ -3,7 +3,8 @@
 1. train (or reuse) an MLP and a CNN (BatchNorm, ReLU, MaxPool) - examples/digits.py;
 2. compile them with snc: the MLP from its ONNX export, the CNN from its torch.export .pt2;
 3. simulate the spiking networks on the test set for T = 8 ... 256 steps and print ANN vs SNN
-   accuracy (and plot it), then spikes, sparsity and synaptic operations per layer at T = 64.
+   accuracy (and plot it), then spikes, sparsity and synaptic operations per layer at T = 64;
+4. estimate energy and latency of the CNN on Loihi and Loihi 2 (`snc estimate`), with plots.
 
     python examples/demo.py [--out demo-out] [--retrain]
 """
@@ -43,13 +44,13 @@ def main() -> None:
 
     t0 = time.perf_counter()
     log("== snc demo: scikit-learn digits (8x8), fixed 75/25 split ==")
-    log("[1/4] models")
+    log("[1/5] models")
     summary = digits.prepare(args.models, args.retrain, log=lambda m: log(f"      {m}"))
     data = digits.load_data()
     x_cal, x_test, y_test = data["x_train"], data["x_test"], data["y_test"]
     sources = {"mlp": args.models / "digits_mlp.onnx", "cnn": args.models / "digits_cnn.pt2"}
 
-    log("[2/4] compile (calibration: the 1347 training images)")
+    log("[2/5] compile (calibration: the 1347 training images)")
     compiled = {}
     ann_acc = {}
     args.out.mkdir(parents=True, exist_ok=True)
@@ -67,7 +68,7 @@ def main() -> None:
             if entry["pass"] in ("fold-bn", "convert") and ("max pool" in entry["message"] or "folded" in entry["message"]):
                 log(f"        [{entry['pass']}] {entry['message']}")
 
-    log("[3/4] accuracy on the 450 test images, ANN vs SNN (float32, layer-synchronous)")
+    log("[3/5] accuracy on the 450 test images, ANN vs SNN (float32, layer-synchronous)")
     curves: dict[str, list[float]] = {}
     for name, snn in compiled.items():
         curves[name] = []
@@ -83,15 +84,27 @@ def main() -> None:
     _plot(curves, ann_acc, args.out / "accuracy_vs_T.png")
     log(f"      plot: {args.out / 'accuracy_vs_T.png'}")
 
-    log("[4/4] activity per layer at T=64")
+    log("[4/5] activity per layer at T=64")
     for name, snn in compiled.items():
         r = simulate(snn, x_test, labels=y_test, timesteps=64, batch_size=150)
         log(f"--- {name} ---")
         log(format_simulation(r))
+    log("[5/5] energy and latency on neuromorphic chips (cycle-approximate model, per inference)")
+    from snc.estimate import estimate, format_table
+    from snc.hw import load_profile
+    from snc.plots import estimate_plots
+
+    profiles = [load_profile("loihi"), load_profile("loihi2")]
+    est = estimate(compiled["cnn"], x_test, labels=y_test, hw=profiles, timesteps=64, calibration=x_cal, batch_size=150)
+    log("--- cnn ---")
+    log(format_table(est.doc))
+    for path in estimate_plots(est, profiles, args.out / "plots"):
+        log(f"      plot: {path}")
     log("")
     log("The same from the command line:")
     log(f"  snc compile {sources['cnn']} --calib {args.models / 'x_train.npy'} -o cnn.snir")
     log(f"  snc simulate cnn.snir --data {args.models / 'x_test.npy'} --labels {args.models / 'y_test.npy'} --timesteps 64")
+    log(f"  snc estimate cnn.snir --data {args.models / 'x_test.npy'} --labels {args.models / 'y_test.npy'} --hw loihi --hw loihi2 --plot plots")
     log(f"demo finished in {time.perf_counter() - t0:.0f} s")
 
 

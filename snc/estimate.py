@@ -148,6 +148,7 @@ def estimate(
             "dynamic_energy_j": cost["dynamic_energy_j"],
             "static_energy_j": cost["static_energy_j"],
             "host_energy_j": host_energy,
+            "host_delivery_energy_j": cost["host_delivery_energy_j"],
             "latency_s": cost["latency_s"],
             "throughput_per_s": cost["throughput_per_s"],
             "barrier_s": cost["barrier_s"],

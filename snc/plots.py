@@ -108,7 +108,7 @@ def raster(result, sample: int, path: Path) -> Path:
     ticks, labels = [], []
     for name, st in result.populations.items():
         r = st.rasters.get(sample)
-        if r is None or st.kind == "Readout":
+        if r is None or st.kind == "Readout" or st.analog:
             continue
         t, n = np.nonzero(r)
         ax.scatter(t, n + offset, s=1, marker="|")

@@ -67,3 +67,43 @@ def test_pytorch_and_onnx_paths_give_the_same_network(trained, name):
     r_torch = simulate(from_torch, data["x_test"], timesteps=64, batch_size=150)
     r_onnx = simulate(from_onnx, data["x_test"], timesteps=64, batch_size=150)
     np.testing.assert_array_equal(r_torch.predictions, r_onnx.predictions)
+
+
+def test_estimate_on_the_digits_cnn_prints_the_table_and_writes_the_plots(trained, tmp_path):
+    """Issue 3 acceptance 6: `snc estimate` on the digits CNN; the PNGs are real images."""
+    import json
+
+    from click.testing import CliRunner
+    from matplotlib import image
+
+    from snc.cli import main
+
+    out, _, data = trained
+    np.save(tmp_path / "x.npy", data["x_test"][:60])
+    np.save(tmp_path / "y.npy", data["y_test"][:60])
+    np.save(tmp_path / "cal.npy", data["x_train"][:300])
+    plots = tmp_path / "plots"
+    args = ["estimate", str(out / "digits_cnn.pt2"), "--calib", str(tmp_path / "cal.npy"), "--data", str(tmp_path / "x.npy"),
+            "--labels", str(tmp_path / "y.npy"), "--hw", "loihi", "--hw", "loihi2", "--timesteps", "32", "--plot", str(plots)]
+    res = CliRunner().invoke(main, args)
+    assert res.exit_code == 0, res.output
+    for words in ("loihi cores", "loihi2 energy (J)", "lat. share", "ANN baseline horowitz45:fp32", "inferences/s", "accuracy"):
+        assert words in res.output
+    expected = ["layer_energy.png", "layer_sparsity.png", "core_utilisation_loihi.png", "core_utilisation_loihi2.png", "raster.png"]
+    for name in expected:
+        img = image.imread(plots / name)
+        assert img.shape[:2] == (450, 800), name  # 8 x 4.5 inches at 100 dpi
+        assert img[..., :3].std() > 0.01, name  # not a blank canvas
+    res = CliRunner().invoke(main, args[:-2] + ["--json"])
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout)
+    for key in ("name", "neurons", "cores", "spikes_per_sample", "synops", "energy_j", "latency_s"):
+        assert all(key in layer for layer in doc["layers"])
+    for key in ("energy_j", "latency_s", "synops", "effective_acs", "effective_macs", "activation_sparsity", "accuracy"):
+        assert key in doc["totals"]
+    assert set(doc["baseline"]) >= {"name", "energy_j", "ratio"}
+    assert doc["baseline"]["ratio"] == pytest.approx(doc["baseline"]["energy_j"] / doc["totals"]["energy_j"])
+    assert set(doc["per_hw"]) == {"loihi", "loihi2"}
+    # Energies are per inference: the layers (host row included) plus input deliveries add up to the total.
+    t = doc["totals"]
+    assert sum(l["energy_j"] for l in doc["layers"]) + t["host_delivery_energy_j"] == pytest.approx(t["energy_j"], rel=1e-9)
