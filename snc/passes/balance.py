@@ -29,9 +29,19 @@ _COMMUTE = ("Flatten", "Reshape", "Transpose", "SumPool2d", "AvgPool2d")
 def scale_outputs(g: Graph, src: str, factor: float, start: str | None = None) -> None:
     """Multiply everything ``src`` emits by ``factor``, folding the factor into the first weights
     on each path (Dense, Conv2d, Scale) or, where a path reaches a join or a population first,
-    into a Scale node inserted on that edge."""
+    into a Scale node inserted on that edge.
+
+    Max pooling (maxpool.py) is a sum of +-1 selections of spike trains that all carry the
+    pooled population's amplitude: the selections stay +-1 and the factor, pushed from the
+    pooled population only, goes through the sum into the weights after it."""
+    from_unit = bool(g.nodes[src].meta.get("maxpool_unit_of")) if src in g.nodes else False
     for user in g.users_of(src):
         node = g.nodes[user]
+        if node.meta.get("maxpool_select"):
+            if not from_unit:
+                (add,) = g.users_of(user)  # the Add that carries the maximum
+                scale_outputs(g, add, factor)
+            continue
         if node.kind in ("Dense", "Conv2d"):
             g.replace(user, node.replace(weight=(node.weight * np.float32(factor)).astype(np.float32)))
         elif node.kind == "Scale":
@@ -43,6 +53,16 @@ def scale_outputs(g: Graph, src: str, factor: float, start: str | None = None) -
         else:
             s = g.add(g.unique_name(f"{src}.gain"), Scale(scale=np.float32(factor)), [src])
             g.set_inputs(user, [s if x == src else x for x in g.inputs_of(user)])
+
+
+def _pooled_population(g: Graph, node) -> str | None:
+    """The population a max-pool unit population pools (through value-preserving operators)."""
+    src = node.meta.get("maxpool_source")
+    while src is not None and src in g.nodes and g.nodes[src].kind in ("Flatten", "Reshape", "Transpose"):
+        (src,) = g.inputs_of(src)
+    if src is not None and src in g.nodes and g.nodes[src].kind in ("IF", "LIF"):
+        return src
+    return None
 
 
 def balance(graph: Graph, ctx: PassContext) -> Graph:
@@ -71,7 +91,11 @@ def balance(graph: Graph, ctx: PassContext) -> Graph:
         node = g.nodes[name]
         a = acts[name]
         positive = a[a > 0]
-        if positive.size:
+        pooled = _pooled_population(g, node)
+        if pooled is not None and pooled in lambdas:
+            # Units of a max-pool construction count in the pooled population's amplitude.
+            lam = lambdas[pooled]
+        elif positive.size:
             lam = float(np.percentile(positive, p))
         else:
             lam = 1.0

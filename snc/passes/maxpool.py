@@ -70,6 +70,8 @@ def expand_maxpool(g: Graph, name: str, shapes: dict) -> list[str]:
     conv_kw = dict(stride=node.stride, padding=node.padding, dilation=node.dilation, groups=c)
     unit_counts = [len(u) for u in levels]
     mark = {"maxpool_construct": name}  # synapses that implement the max, not weights of the model
+    # Selections stay +-1: they only route spike trains into the sum that carries the maximum.
+    select = {"maxpool_construct": name, "maxpool_select": True}
     populations: list[str] = []
 
     def from_x(coefs: list[dict], out_per_group: int) -> np.ndarray | None:
@@ -101,7 +103,7 @@ def expand_maxpool(g: Graph, name: str, shapes: dict) -> list[str]:
                 inputs.append(g.add(g.unique_name(f"{name}.max{li}.from_max{lj}"), Conv2d(weight=wl, groups=c, meta=dict(mark)), [pop_names[lj]]))
         pop = g.add(
             g.unique_name(f"{name}.max{li}"),
-            IF(shape=(c * per, ho, wo), threshold=1.0, reset="subtract", meta={"maxpool_unit_of": name, "level": li}),
+            IF(shape=(c * per, ho, wo), threshold=1.0, reset="subtract", meta={"maxpool_unit_of": name, "maxpool_source": src, "level": li}),
             inputs,
         )
         pop_names[li] = pop
@@ -110,11 +112,11 @@ def expand_maxpool(g: Graph, name: str, shapes: dict) -> list[str]:
     selections = []
     wx = from_x([final], 1)
     if wx is not None:
-        selections.append(g.add(g.unique_name(f"{name}.select_x"), Conv2d(weight=wx, **conv_kw, meta=dict(mark)), [src]))
+        selections.append(g.add(g.unique_name(f"{name}.select_x"), Conv2d(weight=wx, **conv_kw, meta=dict(select)), [src]))
     for lj in range(1, len(levels) + 1):
         wl = from_level([final], 1, lj)
         if wl is not None:
-            selections.append(g.add(g.unique_name(f"{name}.select_max{lj}"), Conv2d(weight=wl, groups=c, meta=dict(mark)), [pop_names[lj]]))
+            selections.append(g.add(g.unique_name(f"{name}.select_max{lj}"), Conv2d(weight=wl, groups=c, meta=dict(select)), [pop_names[lj]]))
     meta = dict(node.meta)
     meta["converted_from"] = "MaxPool2d"
     g.replace(name, Add(meta=meta))

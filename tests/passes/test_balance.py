@@ -164,26 +164,31 @@ def test_thresholds_are_percentiles_of_the_ann_activations(make, p):
         assert lam == pytest.approx(balanced[name].threshold, rel=1e-5, abs=1e-6)
 
 
-def test_maxpool_units_get_the_percentile_of_their_own_activations():
-    """The relu(a - b) units of a 2x2 max pool: level 1 compares (x0, x1) and (x2, x3) of each
-    window, level 2 compares the two winners."""
+def test_maxpool_units_count_in_the_pooled_populations_amplitude():
+    """The relu(a - b) units of a 2x2 max pool share the threshold of the population they pool
+    (their spikes and the pooled population's spikes are summed into the maximum), the +-1
+    selections stay +-1, and the rate limit is still the ANN's max pooling."""
     rng = np.random.default_rng(1)
     ann, shape = convnet(rng)
     calib = rng.normal(size=(64,) + shape).astype(np.float32)
     r2 = relu_outputs(ann, calib)["r2"]  # (N, 5, 4, 2)
-    n, c, h, w = r2.shape
-    win = r2[:, :, : h // 2 * 2, : w // 2 * 2].reshape(n, c, h // 2, 2, w // 2, 2)
-    x0, x1, x2, x3 = win[:, :, :, 0, :, 0], win[:, :, :, 0, :, 1], win[:, :, :, 1, :, 0], win[:, :, :, 1, :, 1]
-    level1 = np.concatenate([np.maximum(x0 - x1, 0).ravel(), np.maximum(x2 - x3, 0).ravel()])
-    level2 = np.maximum(np.maximum(x0, x1) - np.maximum(x2, x3), 0).ravel()
     snn = convert(ann)
     units = sorted(name for name, node in snn.nodes.items() if node.meta.get("maxpool_unit_of") == "mp")
     assert len(units) == 2
     for p in (100.0, 99.9):
         balanced, _ = balance(snn, calib, p)
-        by_level = {balanced[u].meta["level"]: balanced[u].threshold for u in units}
-        assert by_level[1] == pytest.approx(percentile_of_positive(level1, p), rel=1e-5)
-        assert by_level[2] == pytest.approx(percentile_of_positive(level2, p), rel=1e-5)
+        lam = percentile_of_positive(r2.ravel(), p)
+        assert balanced["r2"].threshold == pytest.approx(lam, rel=1e-5)
+        for u in units:
+            assert balanced[u].threshold == pytest.approx(lam, rel=1e-5)
+        for name, node in balanced.nodes.items():
+            if node.meta.get("maxpool_select"):
+                assert set(np.unique(node.weight)) <= {-1.0, 0.0, 1.0}, name
+    balanced, _ = balance(snn, calib, 100.0)
+    x = calib[:16]  # with p = 100 nothing in the calibration set saturates
+    np.testing.assert_allclose(
+        analog.evaluate(balanced, x)[balanced.outputs[0]], analog.evaluate(ann, x)[ann.outputs[0]], rtol=1e-4, atol=1e-4
+    )
 
 
 # ---------------------------------------------------------------------------------------------
