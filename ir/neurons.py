@@ -37,6 +37,9 @@ class IF(Node):
     shape:      population shape (no batch dimension).
     threshold:  theta, a scalar or an array broadcastable to ``shape`` (units of I).
     bias:       constant current b per neuron (array of ``shape``) or None for zero.
+    keep:       which neurons exist (bool array of ``shape``), None for all. A removed neuron
+                (pruned) never spikes and has no synapses; the tensor layout stays, so
+                convolutions keep their structure.
     """
 
     kind = "IF"
@@ -49,16 +52,24 @@ class IF(Node):
     bias: np.ndarray | None = None
     refractory: int = 0
     fixed: NeuronFixed | None = field(default=None)
+    keep: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         self.shape = as_shape(self.shape)
         self.threshold = _threshold_array(self.threshold)
         if self.bias is not None:
             self.bias = np.asarray(self.bias, dtype=np.float32)
+        if self.keep is not None:
+            self.keep = np.asarray(self.keep, dtype=bool)
 
     @property
     def size(self) -> int:
         return int(np.prod(self.shape))
+
+    @property
+    def present(self) -> int:
+        """Neurons that exist (not pruned)."""
+        return self.size if self.keep is None else int(np.count_nonzero(self.keep))
 
     def infer_shape(self, name: str, inputs: list[Shape]) -> Shape:
         for s in inputs:
@@ -81,6 +92,8 @@ class IF(Node):
             raise InvalidGraph(f"bias shape {self.bias.shape} differs from population shape {self.shape}", node=name)
         if int(self.refractory) < 0:
             raise InvalidGraph("refractory period must be >= 0 steps", node=name)
+        if self.keep is not None and self.keep.shape != self.shape:
+            raise InvalidGraph(f"keep mask shape {self.keep.shape} differs from population shape {self.shape}", node=name)
 
 
 @dataclass(eq=False)

@@ -243,6 +243,7 @@ class Scale(Node):
     kind = "Scale"
 
     scale: np.ndarray = field(default_factory=lambda: np.ones((), np.float32))
+    fixed: SynapseFixed | None = None
 
     def __post_init__(self) -> None:
         self.scale = np.asarray(self.scale, dtype=np.float32)

@@ -132,17 +132,49 @@ def main() -> None:
     """
 
 
+def _pass_list(passes: str | None, quantize: str, prune: bool, hw: str | None) -> list[str] | None:
+    """The passes to run: ``--passes`` as given, else the default pipeline adjusted by the flags."""
+    names = _check_passes(passes)
+    if names is not None:
+        return names
+    from snc.passes import DEFAULT_PIPELINE
+
+    names = list(DEFAULT_PIPELINE)
+    if quantize == "none":
+        names.remove("quantize")
+    if not prune:
+        names.remove("prune")
+    return names
+
+
+def _quantize_bits(quantize: str, weight_bits: int | None) -> int | None:
+    if weight_bits is not None:
+        return weight_bits
+    return {"int8": 8, "int4": 4, "int9": 9, "int2": 2}.get(quantize)
+
+
 @main.command("compile")
 @click.argument("model", type=click.Path(dir_okay=False))
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Output artifact (.snir).")
 @click.option("--calib", type=click.Path(dir_okay=False), help="Calibration samples (.npy/.npz, (N, *input_shape)).")
+@click.option("--calib-labels", type=click.Path(dir_okay=False), help="Labels of the calibration samples: the report then gives accuracy before/after quantisation and pruning.")
 @click.option("--timesteps", type=click.IntRange(min=1), default=64, show_default=True, help="Default simulation length stored in the artifact.")
 @click.option("--percentile", type=click.FloatRange(0, 100, min_open=True), default=99.9, show_default=True, help="Activation percentile for threshold balancing (100 = max).")
-@click.option("--passes", "passes", default=None, help="Comma-separated pass names in order (see `snc passes`).")
+@click.option("--passes", "passes", default=None, help="Comma-separated pass names in order (see `snc passes`); overrides the flags below.")
+@click.option("--hw", default=None, help="Target chip (profile name or TOML file) for quantize, prune and map; the network must fit it. Default: loihi, best effort.")
+@click.option("--quantize", type=click.Choice(["int8", "int4", "int2", "int9", "none"]), default="int8", show_default=True, help="Weight precision (signed mantissa bits), or none for a float network.")
+@click.option("--weight-bits", type=click.IntRange(2, 9), default=None, help="Weight mantissa bits including sign (overrides --quantize).")
+@click.option("--scaling", type=click.Choice(["layer", "channel"]), default="layer", show_default=True, help="One weight scale per layer, or per output channel (absorbed into per-neuron thresholds).")
+@click.option("--prune/--no-prune", default=True, show_default=True, help="Remove neurons that never spike on the calibration data (proved by re-simulation).")
+@click.option("--prune-sparsity", type=click.FloatRange(0, 1, max_open=True), default=None, help="Also set this fraction of the smallest weights of each layer to zero.")
 @handle_errors
-def compile_cmd(model: str, output: str, calib: str | None, timesteps: int, percentile: float, passes: str | None) -> None:
-    """Compile MODEL (.onnx, .pt2) into a spiking network artifact (.snir)."""
-    from snc.data import load_samples
+def compile_cmd(model: str, output: str, calib: str | None, calib_labels: str | None, timesteps: int, percentile: float,
+                passes: str | None, hw: str | None, quantize: str, weight_bits: int | None, scaling: str, prune: bool,
+                prune_sparsity: float | None) -> None:
+    """Compile MODEL (.onnx, .pt2) into a spiking network artifact (.snir).
+
+    Default passes: fold-bn, fold-affine, convert, balance, quantize, prune, map (`snc passes`)."""
+    from snc.data import load_labels, load_samples
     from snc.ir import save
     from snc.pipeline import compile as compile_graph
     from snc.report import table
@@ -150,7 +182,17 @@ def compile_cmd(model: str, output: str, calib: str | None, timesteps: int, perc
     out = Path(output)
     if out.suffix.lower() != ".snir":
         raise SncError(f"output must end in .snir, got {out.name!r}")
-    names = _check_passes(passes)
+    names = _pass_list(passes, quantize, prune, hw)
+    options: dict[str, Any] = {"scaling": scaling}
+    bits = _quantize_bits(quantize, weight_bits)
+    if bits is not None:
+        options["weight_bits"] = bits
+    if hw is not None:
+        from snc.hw import load_profile
+
+        options["hw"] = load_profile(hw)
+    if prune_sparsity:
+        options["prune_sparsity"] = prune_sparsity
     t0 = time.perf_counter()
     stage(f"snc: reading {model}")
     graph = _load_graph(model)
@@ -158,9 +200,11 @@ def compile_cmd(model: str, output: str, calib: str | None, timesteps: int, perc
     if calib is not None:
         stage(f"snc: reading calibration data {calib}")
         x = load_samples(calib)
+        if calib_labels is not None:
+            options["labels"] = load_labels(calib_labels, len(x))
     with _with_file(calib):
         snn = compile_graph(graph, x, passes=names, percentile=percentile, timesteps=timesteps,
-                            progress=lambda name: stage(f"snc: pass {name}"))
+                            progress=lambda name: stage(f"snc: pass {name}"), **options)
     save(snn, out)
     stage(f"snc: wrote {out} ({time.perf_counter() - t0:.1f} s)")
     for note in snn.meta.get("notes", []):

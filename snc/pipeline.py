@@ -40,7 +40,12 @@ def compile(
 ) -> Graph:
     """Compile a model (a graph, or a path any frontend reads) into a spiking graph.
 
-    calib: calibration samples (N, *input_shape) for data-based passes (threshold balancing).
+    calib:   calibration samples (N, *input_shape) for data-based passes (balance, quantize, prune).
+    passes:  pass names in order; default: fold-bn, fold-affine, convert, balance, quantize,
+             prune, map (``snc.passes.CONVERSION`` for a float network without hardware).
+    options: options of the passes: hw (profile for quantize/prune/map; default loihi),
+             weight_bits, scaling, rounding, prune_sparsity, prune_scope, prune_activity,
+             max_chips, labels (calibration labels, to report accuracy), ...
     Returns a new graph; ``graph.meta["report"]`` says what each pass changed.
     """
     if not isinstance(model, Graph):
@@ -48,11 +53,13 @@ def compile(
 
         model = load_model(model)
     graph = model
-    if graph.is_spiking and any(n.role == "readout" for n in graph.nodes.values()) and passes is None:
-        # Already compiled (.snir): nothing of the default conversion applies.
+    if graph.is_spiking and passes is None:
+        # Already compiled (.snir): nothing of the default pipeline applies.
         names: Sequence[str] = ()
     else:
         names = tuple(passes) if passes is not None else DEFAULT_PIPELINE
+    # Mapping onto the default chip is best effort; a chip asked for by name must fit.
+    options.setdefault("map_strict", "hw" in options or (passes is not None and "map" in passes))
     if calib is not None and graph.input_names:
         name = graph.input_names[0]
         calib = graph.nodes[name].conform(calib, name)

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+from snc.passes import CONVERSION
 import snc
 import snc.ir as ir
 from snc import metrics
@@ -160,7 +161,7 @@ def test_dense_ops_of_the_m5_cnn_are_1_880_256():
     g.add("flat", ir.Flatten(), ["gap"])
     g.add("fc", ir.Dense(weight=rng.normal(0, 0.1, (35, 64)).astype(np.float32)), ["flat"])
     g.outputs = ["fc"]
-    snn = snc.compile(g, calib=rng.random((4, 1, 1, 8000)).astype(np.float32))
+    snn = snc.compile(g, calib=rng.random((4, 1, 1, 8000)).astype(np.float32), passes=CONVERSION)
     r = simulate(snn, rng.random((2, 1, 1, 8000)).astype(np.float32), timesteps=1, recorders=[NeuroBenchCounter()])
     assert metrics.neurobench(snn, r)["SynapticOperations"]["Dense"] == 1_880_256
 

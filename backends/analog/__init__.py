@@ -31,11 +31,13 @@ def _population_rate(node, xs: list[torch.Tensor], mode: str) -> torch.Tensor:
         return current
     if mode == "relu":
         ceiling = node.meta.get("ceiling")
-        return torch.clamp(current, 0.0, float(ceiling)) if ceiling is not None else torch.clamp_min(current, 0.0)
+        act = torch.clamp(current, 0.0, float(ceiling)) if ceiling is not None else torch.clamp_min(current, 0.0)
+        return act if node.keep is None else act * torch.from_numpy(node.keep.astype(np.float32))
     if node.kind == "LIF" and (node.decay_current != 1.0 or node.decay_voltage != 0.0):
         raise UnsupportedOperator("the rate limit of a leaky LIF population has no closed form; simulate it instead", node=None)
     th = torch.as_tensor(np.asarray(node.threshold, dtype=np.float32))
-    return torch.clamp(current / th, 0.0, 1.0)
+    rate = torch.clamp(current / th, 0.0, 1.0)
+    return rate if node.keep is None else rate * torch.from_numpy(node.keep.astype(np.float32))
 
 
 def _input_value(node, x: torch.Tensor) -> torch.Tensor:

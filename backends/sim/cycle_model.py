@@ -47,10 +47,7 @@ class Block:
     start: int
     stop: int
     core: int
-
-    @property
-    def neurons(self) -> int:
-        return self.stop - self.start
+    neurons: int = 0  # neurons that exist in [start, stop) (pruned ones excluded)
 
 
 @dataclass
@@ -72,10 +69,14 @@ class SourceLayout:
 def blocks_of(graph: Graph) -> list[Block]:
     blocks = []
     for name in graph.topological_order():
-        mapping = graph.nodes[name].meta.get("mapping")
+        node = graph.nodes[name]
+        mapping = node.meta.get("mapping")
         if mapping:
+            keep = getattr(node, "keep", None)
+            flat = None if keep is None else keep.reshape(-1)
             for start, stop, core in mapping["blocks"]:
-                blocks.append(Block(name, int(start), int(stop), int(core)))
+                n = int(stop - start) if flat is None else int(np.count_nonzero(flat[start:stop]))
+                blocks.append(Block(name, int(start), int(stop), int(core), n))
     return blocks
 
 
@@ -95,7 +96,7 @@ class CycleModel:
         self.by_pop: dict[str, list[int]] = {}
         for i, b in enumerate(self.blocks):
             self.by_pop.setdefault(b.population, []).append(i)
-        unmapped = [p.name for p in plan.populations if p.node.role != INPUT and p.name not in self.by_pop]
+        unmapped = [p.name for p in plan.populations if p.node.role != INPUT and p.name not in self.by_pop and p.present > 0]
         if unmapped:
             raise MappingError(f"populations without a core mapping: {unmapped}; run the map pass for this profile")
         self.cores = np.array([b.core for b in self.blocks])
@@ -118,6 +119,9 @@ class CycleModel:
                 for k, bi in enumerate(own):
                     b = self.blocks[bi]
                     ind[b.start:b.stop, k] = 1.0
+                keep = getattr(node, "keep", None)
+                if keep is not None:
+                    ind *= keep.reshape(-1, 1)
                 active_mats[name] = sp.csr_matrix(ind)
             else:
                 ind = None

@@ -44,6 +44,7 @@ class FloatNeurons:
         th = np.broadcast_to(np.asarray(node.threshold, dtype=np.float32), shape).reshape(-1)
         self.th = float(th[0]) if np.all(th == th[0]) else np.ascontiguousarray(th)
         self.bias = None if node.bias is None else node.bias.reshape(-1).astype(np.float32)
+        self.keep = None if getattr(node, "keep", None) is None else node.keep.reshape(-1)
         self.refractory = int(node.refractory)
         self.leaky = node.kind == "LIF" and (node.decay_current != 1.0 or node.decay_voltage != 0.0)
         if node.kind == "LIF":
@@ -64,13 +65,19 @@ class FloatNeurons:
             current = current.astype(np.float32, copy=False)
             drive = current if self.bias is None else current + self.bias
             nz = np.not_equal(drive, 0, out=mask)
+            if self.keep is not None:
+                nz &= self.keep
             active = row_counts(nz.reshape(tc * b, n)).reshape(tc, b)
             self._run_general(current, spikes)
+            if self.keep is not None:
+                spikes &= self.keep  # removed neurons never spike
             return active
         if self.bias is not None:
             current = current.astype(np.float32, copy=False)
             current += self.bias  # for IF, u = I: the bias can join the input
         nz = np.not_equal(current, 0, out=mask)
+        if self.keep is not None:
+            nz &= self.keep
         active = row_counts(nz.reshape(tc * b, n)).reshape(tc, b)
         v, th, tmp = self.v, self.th, self._tmp
         subtract = self.reset == "subtract"
@@ -84,6 +91,8 @@ class FloatNeurons:
                 np.subtract(v, tmp, out=v)
             else:
                 np.putmask(v, s, 0.0)
+        if self.keep is not None:
+            spikes &= self.keep  # removed neurons never spike
         return active
 
     def _run_general(self, current: np.ndarray, spikes: np.ndarray) -> None:
@@ -132,29 +141,59 @@ def wrap_u(x: np.ndarray) -> np.ndarray:
 
 class FixedNeurons:
     """IF / LIF population state with Loihi fixed-point semantics, wrapped and saturated exactly as
-    Lava's PyLifModelBitAcc does (including its int32 intermediate arithmetic)."""
+    Lava's PyLifModelBitAcc does (including its int32 intermediate arithmetic).
+
+    Reset to zero: Lava's LIF as it is -
+        u = wrap24(trunc0(u (4095-du)/4096) + (a << 6));  v = clip(trunc0(v (4096-dv)/4096) + u + bias)
+        s = v > vth << 6;  v[s] = 0.
+    Reset by subtraction (converted ANNs) is not a Loihi neuron mode; snc builds it from Lava's
+    LIF and one recurrent synapse, and defines the fixed-point model as exactly that circuit:
+    the current register integrates (du = -1: no decay), the voltage only reads it (dv = 4096),
+    the bias enters as input in units of ``a`` (so it must be a multiple of 64 in v units) and a
+    self-connection of weight -vth delivers the threshold subtraction one step after a spike:
+        u = wrap24(u + ((a + bias/64 - vth s[t-1]) << 6));  v = clip(u);  s = v > vth << 6.
+    Its spikes equal 'v -= vth on spike' exactly while |u| < 2**23; beyond, u wraps as Lava's does.
+    """
 
     def __init__(self, node: Node, shape: tuple[int, ...], batch: int) -> None:
         fx = node.fixed
         n = int(np.prod(shape))
         self.n = n
         self.reset = node.reset
-        self.vth6 = int(fx.vth) << 6
+        if int(getattr(node, "refractory", 0)):
+            from snc.errors import UnsupportedOperator
+
+            raise UnsupportedOperator("refractory periods have no Loihi fixed-point model", node=None)
+        vth = np.asarray(fx.vth, dtype=np.int64)
+        self.vth = vth.item() if vth.ndim == 0 else np.broadcast_to(vth, shape).reshape(-1).copy()
+        self.vth6 = self.vth << 6 if vth.ndim == 0 else self.vth << 6
         self.du = int(fx.du)
         self.dv = int(fx.dv)
         mant = np.asarray(fx.bias_mant, dtype=np.int64)
         mant = np.broadcast_to(mant, shape).reshape(-1) if mant.size else np.zeros(n, np.int64)
         exp = int(fx.bias_exp)
         self.bias = (mant << exp) if exp >= 0 else (mant >> -exp)
+        self.keep = None if getattr(node, "keep", None) is None else node.keep.reshape(-1)
         self.v = np.zeros((batch, n), dtype=np.int64)
         self.u = np.zeros((batch, n), dtype=np.int64)
+        self.s_prev = np.zeros((batch, n), dtype=bool)
         self.u_wraps = 0  # neuron-steps where the 24-bit current wrapped
-        self.v_saturations = 0  # neuron-steps where the voltage saturated (counted on the exact path)
+        self.v_saturations = 0  # neuron-steps where the voltage saturated
 
     def run(self, current: np.ndarray, spikes: np.ndarray, extra_bias: np.ndarray | None = None) -> None:
         """current: (Tc, B, n) int64 ``a`` (summed, shifted synaptic input of each step);
         extra_bias: (B, n) int64 per-sample bias in v units (direct analog input, programmed as bias)."""
         bias = self.bias if extra_bias is None else self.bias + extra_bias
+        self._dispatch(current, spikes, bias)
+        if self.keep is not None:
+            spikes &= self.keep  # removed neurons never spike
+            if self.reset == "subtract":
+                self.s_prev &= self.keep
+
+    def _dispatch(self, current: np.ndarray, spikes: np.ndarray, bias: np.ndarray) -> None:
+        if self.reset == "subtract":
+            self._run_subtract(current, spikes, bias)
+            return
         if self.du == 4095 and self.dv == 0:
             # u has no memory: u[t] = wrap24(int32(a << 6)), computed for the whole chunk at once.
             x = wrap_int32(wrap_int32(current) << 6)
@@ -163,26 +202,61 @@ class FixedNeurons:
             drive = u + bias
             if np.abs(drive).max(initial=0) < 2**31 - 2**23 - 1:
                 self.u[...] = u[-1]
-                self._integrate_fast(drive.astype(np.int32), spikes)
+                self._integrate_zero_reset(drive.astype(np.int32), spikes)
                 return
         self._run_exact(current, spikes, bias)
 
-    def _integrate_fast(self, drive: np.ndarray, spikes: np.ndarray) -> None:
+    def _integrate_zero_reset(self, drive: np.ndarray, spikes: np.ndarray) -> None:
         # v + drive cannot leave int32 here (|v| <= 2**23 - 1, |drive| < 2**31 - 2**23 - 1).
         v = self.v.astype(np.int32)
-        tmp = np.empty_like(v)
-        vth6 = np.int32(self.vth6)
+        vth6 = np.int32(self.vth6) if np.isscalar(self.vth6) else self.vth6.astype(np.int32)
         for t in range(drive.shape[0]):
             np.add(v, drive[t], out=v)
             np.clip(v, -V_MAX, V_MAX, out=v)
             s = spikes[t]
             np.greater(v, vth6, out=s)
-            if self.reset == "subtract":
-                np.multiply(s, vth6, out=tmp)
-                np.subtract(v, tmp, out=v)
-            else:
-                np.putmask(v, s, 0)
+            np.putmask(v, s, 0)
         self.v[...] = v
+
+    def _run_subtract(self, current: np.ndarray, spikes: np.ndarray, bias: np.ndarray) -> None:
+        if np.any(bias % 64):
+            from snc.errors import InvalidGraph
+
+            raise InvalidGraph("a subtractive-reset population needs a bias that is a multiple of 64 (v units); quantize it")
+        a = current + (bias >> 6)  # all inputs of the step in units of a (bias included)
+        tc = a.shape[0]
+        vth = self.vth
+        vth6 = self.vth6
+        # Fast path: while |u| provably stays below 2**23 nothing wraps or saturates, and the
+        # circuit is plain integer accumulation with subtraction after each spike.
+        bound = np.abs(self.u).max(initial=0) + np.cumsum(np.abs(a).max(axis=(1, 2), initial=0) * 64 + int(np.max(vth6)))[-1]
+        if bound < V_MAX:
+            u = self.u.astype(np.int32)
+            a6 = (a << 6).astype(np.int32)
+            sub = np.where(self.s_prev, vth6, 0).astype(np.int32)
+            for t in range(tc):
+                np.subtract(u, sub, out=u)
+                np.add(u, a6[t], out=u)
+                s = spikes[t]
+                np.greater(u, vth6, out=s)
+                np.multiply(s, vth6, out=sub, casting="unsafe")
+            self.u[...] = u
+            self.v[...] = u
+            self.s_prev[...] = spikes[-1]
+            return
+        u = self.u
+        for t in range(tc):
+            a_in = wrap_int32(wrap_int32(a[t]) - np.where(self.s_prev, vth, 0))
+            x = wrap_int32(u + wrap_int32(a_in << 6))  # du = -1: the current does not decay
+            wrapped = wrap_u(x)
+            self.u_wraps += int(np.count_nonzero(wrapped != x))
+            u[...] = wrapped
+            v = np.clip(u, -V_MAX, V_MAX)  # dv = 4096: v forgets, then reads u (bias is in u)
+            self.v_saturations += int(np.count_nonzero(v != u))
+            s = spikes[t]
+            np.greater(v, vth6, out=s)
+            self.v[...] = np.where(s, 0, v)
+            self.s_prev[...] = s
 
     def _run_exact(self, current: np.ndarray, spikes: np.ndarray, bias: np.ndarray) -> None:
         v, u = self.v, self.u
@@ -199,8 +273,4 @@ class FixedNeurons:
             self.v_saturations += int(np.count_nonzero(clipped != y))
             s = spikes[t]
             np.greater(clipped, self.vth6, out=s)
-            if self.reset == "subtract":
-                clipped = clipped - s * self.vth6
-            else:
-                clipped = np.where(s, 0, clipped)
-            v[...] = clipped
+            v[...] = np.where(s, 0, clipped)

@@ -54,6 +54,12 @@ class PopulationPlan:
         return int(np.prod(self.shape))
 
     @property
+    def present(self) -> int:
+        """Neurons that exist (pruned ones excluded)."""
+        keep = getattr(self.node, "keep", None)
+        return self.size if keep is None else int(np.count_nonzero(keep))
+
+    @property
     def kind(self) -> str:
         return self.node.kind
 
@@ -147,7 +153,10 @@ def build_plan(graph: Graph, *, fixed: bool = False) -> Plan:
                     reach.add(op)
                     nodes.append(op)
             m = linear_maps.compose(graph, shapes, src, name, nodes)
-            used = {exps[o] for o in nodes if o in exps}
+            m = _without_removed(m, graph.nodes[src], node)
+            # Structural integer operators (sum pooling, max-pool selections) carry exponent 0;
+            # the one quantised operator on the path carries the projection's exponent.
+            used = {exps[o] for o in nodes if o in exps} - {0}
             if len(used) > 1:
                 raise UnsupportedOperator(f"projection {src} -> {name} mixes weight exponents {sorted(used)}", node=name)
             exp = used.pop() if used else 0
@@ -178,6 +187,22 @@ def build_plan(graph: Graph, *, fixed: bool = False) -> Plan:
     return Plan(graph, shapes, plans, by_name, outgoing, fanout)
 
 
+def _without_removed(m: sp.csr_matrix, source: Node, target: Node) -> sp.csr_matrix:
+    """Drop the synapses of pruned neurons (``keep`` masks): rows of removed targets, columns of
+    removed sources."""
+    kt = getattr(target, "keep", None)
+    ks = getattr(source, "keep", None)
+    if kt is None and ks is None:
+        return m
+    if kt is not None:
+        m = sp.diags(kt.reshape(-1).astype(np.float64)) @ m
+    if ks is not None:
+        m = m @ sp.diags(ks.reshape(-1).astype(np.float64))
+    m = m.tocsr()
+    m.eliminate_zeros()
+    return m
+
+
 def integer_graph(graph: Graph) -> tuple[Graph, dict[str, int]]:
     """A copy of ``graph`` whose weights are the fixed-point mantissas, and each weighted
     operator's exponent. Fractional operators without a fixed form are refused."""
@@ -191,8 +216,13 @@ def integer_graph(graph: Graph) -> tuple[Graph, dict[str, int]]:
             exps[name] = int(node.fixed.weight_exp)
         elif node.kind == "AvgPool2d":
             raise UnsupportedOperator("average pooling has fractional weights; run the quantize pass first", node=name)
-        elif node.kind == "Scale" and not np.all(node.scale == np.round(node.scale)):
-            raise UnsupportedOperator("a fractional gain has no fixed-point form; run the quantize pass first", node=name)
+        elif node.kind == "Scale":
+            fx = getattr(node, "fixed", None)
+            if fx is not None:
+                out.replace(name, node.replace(scale=fx.weight.astype(np.float32)))
+                exps[name] = int(fx.weight_exp)
+            elif not np.all(node.scale == np.round(node.scale)):
+                raise UnsupportedOperator("a fractional gain has no fixed-point form; run the quantize pass first", node=name)
         elif node.kind == "SumPool2d" and node.fixed is not None:
             exps[name] = int(node.fixed.weight_exp)
         if node.role in (NEURON, READOUT) and node.fixed is None:

@@ -95,7 +95,7 @@ class _Batch:
                 return np.zeros((self.size, pop.size), dtype=np.int64)
             # Direct analog input enters as a per-sample bias in v units (host-computed W x).
             fx = node.fixed
-            lsb = fx.scale / 64.0  # float value of one unit of v
+            lsb = np.asarray(fx.scale, dtype=np.float64).reshape(-1) / 64.0  # float value of one unit of v
             step = 2.0 ** int(fx.bias_exp)
             v_units = static / (lsb * step)
             mant = np.sign(v_units) * np.floor(np.abs(v_units) + 0.5)
@@ -210,7 +210,7 @@ def simulate(
         stats[pop.name] = PopulationStats(
             name=pop.name,
             kind=node.kind,
-            neurons=pop.size,
+            neurons=pop.present,
             timesteps=timesteps,
             spikes=np.zeros((n_samples, timesteps), dtype=np.int32),
             synops=np.zeros((n_samples, timesteps), dtype=np.int64),
@@ -351,6 +351,8 @@ def _run_chunk(sim: Simulation, batch: _Batch, stats, data, t0: int, tc: int, ra
         if sim.fixed:
             active = current if not np.any(batch.const[pop.name]) else (current << 6) + batch.const[pop.name]
             nz = np.not_equal(active, 0, out=mask)
+            if getattr(node, "keep", None) is not None:
+                nz &= node.keep.reshape(-1)
             st.active_updates[batch.first:batch.first + b, t0:t0 + tc] = row_counts(nz.reshape(tc * b, -1)).reshape(tc, b).T
             neu.run(current, s, batch.const[pop.name])
         else:

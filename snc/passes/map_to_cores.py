@@ -216,6 +216,7 @@ class Connectivity:
 class _Population:
     name: str
     size: int
+    keep: np.ndarray | None = None  # (size,) bool: neurons that exist (pruned ones do not)
     incoming: list[Connectivity] = field(default_factory=list)
     outgoing: list[Connectivity] = field(default_factory=list)
     starts: np.ndarray | None = None  # block starts, once split
@@ -226,6 +227,11 @@ class _Population:
     def bounds(self) -> list[tuple[int, int]]:
         ends = list(self.starts[1:]) + [self.size]
         return [(int(s), int(e)) for s, e in zip(self.starts, ends)]
+
+    def present_cumsum(self) -> np.ndarray:
+        """(size + 1,) running count of existing neurons: neurons of [a, b) = c[b] - c[a]."""
+        ones = np.ones(self.size, dtype=np.int64) if self.keep is None else self.keep.astype(np.int64)
+        return np.concatenate(([0], np.cumsum(ones)))
 
 
 def _direct_dense(graph: Graph, source: str, target: str, nodes: list[str]) -> np.ndarray | None:
@@ -269,6 +275,17 @@ def _synaptic_pattern(graph: Graph, shapes: dict, source: str, target: str, node
     return sp.csr_matrix((np.ones(indices.size, np.int8), indices, indptr), shape=shape)
 
 
+def _drop_removed(pattern: sp.csr_matrix, keep_source: np.ndarray | None, keep_target: np.ndarray | None) -> sp.csr_matrix:
+    m = pattern.astype(np.float32)
+    if keep_target is not None:
+        m = sp.diags(keep_target.reshape(-1).astype(np.float32)) @ m
+    if keep_source is not None:
+        m = m @ sp.diags(keep_source.reshape(-1).astype(np.float32))
+    m = sp.csr_matrix(m)
+    m.eliminate_zeros()
+    return sp.csr_matrix((np.ones(m.indices.size, np.int8), m.indices.astype(np.int32), m.indptr), shape=m.shape)
+
+
 def projections(graph: Graph, default_bits: int, weight_bits: Any = None) -> Iterator[_Population]:
     """Every mapped population (IF, LIF, Readout) with its projections, in *reverse* topological
     order: when a population comes, its incoming projections are built and its outgoing ones are
@@ -283,7 +300,8 @@ def projections(graph: Graph, default_bits: int, weight_bits: Any = None) -> Ite
     for name in reversed(order):
         if roles[name] not in (NEURON, READOUT):
             continue
-        pop = _Population(name, int(np.prod(shapes[name])))
+        keep = getattr(graph.nodes[name], "keep", None)
+        pop = _Population(name, int(np.prod(shapes[name])), None if keep is None else keep.reshape(-1))
         ops: set[str] = set()
         sources: set[str] = set()
         stack = list(graph.inputs_of(name))
@@ -306,12 +324,15 @@ def projections(graph: Graph, default_bits: int, weight_bits: Any = None) -> Ite
                     nodes.append(op)
             n_src = int(np.prod(shapes[src]))
             bits = _weight_bits(graph, nodes, default_bits, weight_bits)
-            dense = _direct_dense(graph, src, name, nodes)
+            masked = getattr(graph.nodes[src], "keep", None) is not None or pop.keep is not None
+            dense = None if masked else _direct_dense(graph, src, name, nodes)
             if dense is not None:
                 conn = Connectivity(src, name, pop.size, n_src, bits, dense=dense)
             else:
-                conn = Connectivity(src, name, pop.size, n_src, bits,
-                                    pattern=_synaptic_pattern(graph, shapes, src, name, nodes))
+                pattern = _synaptic_pattern(graph, shapes, src, name, nodes)
+                if masked:  # pruned neurons have no synapses
+                    pattern = _drop_removed(pattern, getattr(graph.nodes[src], "keep", None), pop.keep)
+                conn = Connectivity(src, name, pop.size, n_src, bits, pattern=pattern)
             pop.incoming.append(conn)
             outgoing.setdefault(src, []).append(conn)
         pop.outgoing = outgoing.pop(name, [])
@@ -367,11 +388,18 @@ def _split(pop: _Population, lim: _Limits) -> np.ndarray:
             f"({int(pop.synapses[k])} synapses); a {lim.hw} core offers {lim.memory} "
             "(synaptic_memory_bits)", node=pop.name)
     cum = np.concatenate(([0], np.cumsum(pop.bits)))
+    present = pop.present_cumsum()
     starts = []
     a = 0
     guess = min(n, lim.neurons)
     while a < n:
-        b_max = min(n, a + lim.neurons, int(np.searchsorted(cum, cum[a] + lim.memory, side="right")) - 1)
+        if pop.keep is not None:  # a block starts at an existing neuron; pruned ones take no core
+            nxt = np.flatnonzero(pop.keep[a:])
+            if not nxt.size:
+                break
+            a += int(nxt[0])
+        by_neurons = int(np.searchsorted(present, present[a] + lim.neurons, side="right")) - 1
+        b_max = min(n, by_neurons, int(np.searchsorted(cum, cum[a] + lim.memory, side="right")) - 1)
         w = min(guess + 1, b_max - a)
         while True:
             b = a + w
@@ -409,8 +437,9 @@ def _block_stats(pops: dict[str, _Population], rates: dict[str, np.ndarray]) -> 
         offset[name] = len(rows)
         csyn = np.concatenate(([0], np.cumsum(pop.synapses)))
         cbits = np.concatenate(([0], np.cumsum(pop.bits)))
+        present = pop.present_cumsum()
         for s, e in pop.bounds:
-            rows.append({"population": name, "start": s, "stop": e, "neurons": e - s,
+            rows.append({"population": name, "start": s, "stop": e, "neurons": int(present[e] - present[s]),
                          "synapses": int(csyn[e] - csyn[s]), "memory_bits": int(cbits[e] - cbits[s]),
                          "fan_in": 0, "fan_out": 0})
     us, vs, ts = [], [], []
@@ -656,6 +685,18 @@ def _profile(ctx: PassContext) -> HardwareProfile:
 
 
 def map_to_cores(graph: Graph, ctx: PassContext) -> Graph:
+    """Map onto ``ctx.options["hw"]``. With ``options["map_strict"] = False`` (the default pipeline
+    when no target was asked for) a network that does not fit is reported, not refused."""
+    if ctx.options.get("map_strict", True):
+        return _map(graph, ctx)
+    try:
+        return _map(graph, ctx)
+    except MappingError as exc:
+        ctx.note(NAME, f"not mapped: {exc.message} (node {exc.node!r}); choose another --hw to map it", node=exc.node)
+        return graph.copy()
+
+
+def _map(graph: Graph, ctx: PassContext) -> Graph:
     profile = _profile(ctx)
     if not graph.is_spiking:
         raise InvalidGraph("map needs a spiking graph (run convert first)")

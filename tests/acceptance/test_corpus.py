@@ -11,6 +11,7 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
+from snc.passes import CONVERSION
 import snc
 from snc.backends.sim import simulate
 from tests.conftest import corpus_path
@@ -42,7 +43,7 @@ def test_every_corpus_model_compiles_and_simulates(name):
     x, y = _data_for(name)
     graph = snc.load_model(path)
     x = x.reshape((len(x),) + graph.nodes[graph.input_names[0]].shape)
-    snn = snc.compile(graph, calib=x)
+    snn = snc.compile(graph, calib=x, passes=CONVERSION)
     assert snn.is_spiking
     r = simulate(snn, x[:20], labels=y[:20], timesteps=32)
     assert r.samples == 20 and r.totals()["spikes_per_sample"] > 0
@@ -56,7 +57,7 @@ def test_mnist_models_keep_onnxruntime_accuracy(name, timesteps):
     x = x.reshape((len(x),) + graph.nodes[graph.input_names[0]].shape)
     calib, x_test, y_test = x[:1000], x[1000:], y[1000:]
     reference = float(np.mean(_onnxruntime(path, x_test).argmax(axis=1) == y_test))
-    snn = snc.compile(graph, calib=calib)
+    snn = snc.compile(graph, calib=calib, passes=CONVERSION)
     r = simulate(snn, x_test, labels=y_test, timesteps=timesteps, batch_size=16)
     print(f"{name}: onnxruntime {reference:.4f}, SNN (T={timesteps}) {r.accuracy:.4f}")
     assert len(x_test) == 9000
@@ -68,7 +69,7 @@ def test_cifar_resnet_simulates_and_tracks_onnxruntime():
     x, y = load_cifar10_eran100()
     reference = _onnxruntime(path, x).argmax(axis=1)
     assert np.mean(reference == y) == pytest.approx(0.77)  # the corpus README's figure
-    snn = snc.compile(snc.load_model(path), calib=x)
+    snn = snc.compile(snc.load_model(path), calib=x, passes=CONVERSION)
     kinds = [n.kind for n in snn.nodes.values()]
     assert kinds.count("IF") == 6 and "Add" in kinds  # two residual joins kept
     r = simulate(snn, x, labels=y, timesteps=256, batch_size=50)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from snc.passes import CONVERSION
 import snc
 from examples import digits
 from snc.backends import analog
@@ -44,7 +45,7 @@ def test_snn_accuracy_stays_within_one_point_and_does_not_fall_with_t(trained, n
     graph = snc.load_model(out / f"digits_{name}.pt2")
     ann = float(np.mean(analog.predict(graph, data["x_test"]) == data["y_test"]))
     assert ann == pytest.approx(summary["models"][name]["ann_accuracy"], abs=1e-9)  # the IR is the trained model
-    snn = snc.compile(graph, calib=data["x_train"])
+    snn = snc.compile(graph, calib=data["x_train"], passes=CONVERSION)
     if name == "cnn":  # max pooling became the spiking construction, not average pooling
         kinds = {n.kind for n in snn.nodes.values()}
         assert "AvgPool2d" not in kinds and any(n.meta.get("maxpool_unit_of") for n in snn.nodes.values())
@@ -57,8 +58,8 @@ def test_snn_accuracy_stays_within_one_point_and_does_not_fall_with_t(trained, n
 @pytest.mark.parametrize("name", ["mlp", "cnn"])
 def test_pytorch_and_onnx_paths_give_the_same_network(trained, name):
     out, _, data = trained
-    from_torch = snc.compile(snc.load_model(out / f"digits_{name}.pt2"), calib=data["x_train"])
-    from_onnx = snc.compile(snc.load_model(out / f"digits_{name}.onnx"), calib=data["x_train"])
+    from_torch = snc.compile(snc.load_model(out / f"digits_{name}.pt2"), calib=data["x_train"], passes=CONVERSION)
+    from_onnx = snc.compile(snc.load_model(out / f"digits_{name}.onnx"), calib=data["x_train"], passes=CONVERSION)
     assert _structure(from_torch) == _structure(from_onnx)
     a, b = _arrays(from_torch), _arrays(from_onnx)
     assert [(k, f) for k, f, _ in a] == [(k, f) for k, f, _ in b]

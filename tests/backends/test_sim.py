@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from snc.passes import CONVERSION
 import snc.ir as ir
 from snc.backends import analog
 from snc.backends.sim import simulate
@@ -225,7 +226,7 @@ def test_if_rates_converge_to_relu_like_one_over_t():
     x = rng.random((50, 20)).astype(np.float32)
     import snc
 
-    snn = snc.compile(g, calib=x, percentile=100.0)
+    snn = snc.compile(g, calib=x, percentile=100.0, passes=CONVERSION)
     # The ANN's ReLU activations, divided by each layer's threshold, are the target rates.
     ann = analog.evaluate(g, x, keep=["r1", "r2"])
     errors = []

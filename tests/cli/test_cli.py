@@ -41,7 +41,7 @@ from snc.cli import main
 INPUT_SHAPE = (1, 4, 4)
 N_SAMPLES = 12
 N_CLASSES = 3
-PASS_NAMES = ("fold-bn", "fold-affine", "convert", "balance")
+PASS_NAMES = ("fold-bn", "fold-affine", "convert", "balance", "quantize", "prune", "map")  # the default pipeline
 # What the CLI may print on stderr before an error: its progress lines.
 PROGRESS_PREFIXES = ("snc: reading ", "snc: pass ", "simulating")
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from snc.passes import CONVERSION
 import snc
 import snc.ir as ir
 from snc.backends import analog
@@ -352,7 +353,7 @@ def test_compile_records_the_thresholds_in_the_report():
     rng = np.random.default_rng(0)
     ann, shape = mlp(rng)
     calib = rng.normal(size=(40,) + shape).astype(np.float32)
-    snn = snc.compile(ann, calib, percentile=100.0)
+    snn = snc.compile(ann, calib, percentile=100.0, passes=CONVERSION)
     assert snn.meta["passes"] == ["fold-bn", "fold-affine", "convert", "balance"]
     (entry,) = [e for e in snn.meta["report"] if e["pass"] == "balance"]
     acts = relu_outputs(ann, calib)
