@@ -223,16 +223,21 @@ class FixedNeurons:
             from snc.errors import InvalidGraph
 
             raise InvalidGraph("a subtractive-reset population needs a bias that is a multiple of 64 (v units); quantize it")
-        a = current + (bias >> 6)  # all inputs of the step in units of a (bias included)
+        bias_a = bias >> 6
+        if current.dtype == np.int32 and np.abs(bias_a).max(initial=0) < 2**29:
+            a = current + bias_a.astype(np.int32)  # all inputs of the step in units of a (bias included)
+        else:
+            a = current.astype(np.int64) + bias_a
         tc = a.shape[0]
         vth = self.vth
         vth6 = self.vth6
         # Fast path: while |u| provably stays below 2**23 nothing wraps or saturates, and the
         # circuit is plain integer accumulation with subtraction after each spike.
-        bound = np.abs(self.u).max(initial=0) + np.cumsum(np.abs(a).max(axis=(1, 2), initial=0) * 64 + int(np.max(vth6)))[-1]
+        peak = int(np.abs(a).max(initial=0))
+        bound = int(np.abs(self.u).max(initial=0)) + tc * (peak * 64 + int(np.max(vth6)))
         if bound < V_MAX:
             u = self.u.astype(np.int32)
-            a6 = (a << 6).astype(np.int32)
+            a6 = (a << 6).astype(np.int32, copy=False)
             sub = np.where(self.s_prev, vth6, 0).astype(np.int32)
             for t in range(tc):
                 np.subtract(u, sub, out=u)

@@ -49,19 +49,54 @@ def test_every_corpus_model_compiles_and_simulates(name):
     assert r.samples == 20 and r.totals()["spikes_per_sample"] > 0
 
 
-@pytest.mark.parametrize("name, timesteps", [("mnist_convnet_avgpool", 32), ("mnist-net_256x2", 64)])
-def test_mnist_models_keep_onnxruntime_accuracy(name, timesteps):
+@pytest.fixture(scope="module")
+def mnist():
+    return load_mnist_test()
+
+
+def _float_snn(name, timesteps, mnist):
     path = corpus_path("onnx", f"{name}.onnx")
-    x, y = load_mnist_test()
+    x, y = mnist
     graph = snc.load_model(path)
     x = x.reshape((len(x),) + graph.nodes[graph.input_names[0]].shape)
     calib, x_test, y_test = x[:1000], x[1000:], y[1000:]
-    reference = float(np.mean(_onnxruntime(path, x_test).argmax(axis=1) == y_test))
-    snn = snc.compile(graph, calib=calib, passes=CONVERSION)
+    snn = snc.compile(graph, calib=calib, passes=CONVERSION, timesteps=timesteps)
     r = simulate(snn, x_test, labels=y_test, timesteps=timesteps, batch_size=16)
-    print(f"{name}: onnxruntime {reference:.4f}, SNN (T={timesteps}) {r.accuracy:.4f}")
+    return path, snn, calib, x_test, y_test, r
+
+
+@pytest.fixture(scope="module")
+def convnet(mnist):
+    return _float_snn("mnist_convnet_avgpool", 32, mnist)
+
+
+@pytest.fixture(scope="module")
+def mlp256(mnist):
+    return _float_snn("mnist-net_256x2", 64, mnist)
+
+
+@pytest.mark.parametrize("model", ["convnet", "mlp256"])
+def test_mnist_models_keep_onnxruntime_accuracy(model, request):
+    """Issue 2: calibrated on the first 1000 MNIST test images, scored on the other 9000."""
+    path, snn, calib, x_test, y_test, r = request.getfixturevalue(model)
+    reference = float(np.mean(_onnxruntime(path, x_test).argmax(axis=1) == y_test))
+    print(f"{path.name}: onnxruntime {reference:.4f}, SNN (T={r.timesteps}) {r.accuracy:.4f}")
     assert len(x_test) == 9000
     assert abs(r.accuracy - reference) <= 0.010
+
+
+def test_mnist_convnet_quantised_to_8_bits_keeps_the_float_snn_accuracy(convnet):
+    """Issue 4: 8-bit Loihi fixed point within 0.5 point of the float SNN on the same 9000 images;
+    4 bits reported."""
+    path, snn, calib, x_test, y_test, r_float = convnet
+    q8 = snc.compile(snn, calib=calib, passes=["quantize"], weight_bits=8, timesteps=32)
+    r8 = simulate(q8, x_test, labels=y_test, timesteps=32, batch_size=16, arithmetic="fixed")
+    q4 = snc.compile(snn, calib=calib, passes=["quantize"], weight_bits=4, timesteps=32)
+    r4 = simulate(q4, x_test[:3000], labels=y_test[:3000], timesteps=32, batch_size=16, arithmetic="fixed")
+    print(f"{path.name}: float SNN {r_float.accuracy:.4f}, 8-bit fixed {r8.accuracy:.4f}, "
+          f"4-bit fixed {r4.accuracy:.4f} (first 3000)")
+    assert abs(r8.accuracy - r_float.accuracy) <= 0.005
+    assert not r8.overflow  # no 24-bit current wrap or 23-bit voltage saturation
 
 
 def test_cifar_resnet_simulates_and_tracks_onnxruntime():

@@ -108,3 +108,32 @@ def test_estimate_on_the_digits_cnn_prints_the_table_and_writes_the_plots(traine
     # Energies are per inference: the layers (host row included) plus input deliveries add up to the total.
     t = doc["totals"]
     assert sum(l["energy_j"] for l in doc["layers"]) + t["host_delivery_energy_j"] == pytest.approx(t["energy_j"], rel=1e-9)
+
+
+@pytest.mark.parametrize("name", ["mlp", "cnn"])
+def test_quantised_and_pruned_digits_networks(trained, name):
+    """Issue 4: 8-bit fixed point within 0.5 point of the float SNN (4 bits reported); activity
+    pruning keeps every calibration prediction bit-identical and test accuracy within 0.3 point."""
+    out, _, data = trained
+    x_cal, x_test, y_test = data["x_train"], data["x_test"], data["y_test"]
+    snn = snc.compile(snc.load_model(out / f"digits_{name}.pt2"), calib=x_cal, passes=CONVERSION)
+    float_acc = simulate(snn, x_test, labels=y_test, timesteps=64).accuracy
+    acc = {}
+    graphs = {}
+    for bits in (8, 4):
+        graphs[bits] = snc.compile(snn, calib=x_cal, passes=["quantize"], weight_bits=bits)
+        acc[bits] = simulate(graphs[bits], x_test, labels=y_test, timesteps=64, arithmetic="fixed").accuracy
+    print(f"{name}: float SNN {float_acc:.4f}, 8-bit {acc[8]:.4f}, 4-bit {acc[4]:.4f}")
+    assert abs(acc[8] - float_acc) <= 0.005
+    pruned = snc.compile(graphs[8], calib=x_cal, passes=["prune"])
+    removed = pruned.meta["pruned"]["neurons_removed"]
+    assert removed > 0 and any(e["pass"] == "prune" and "removed" in e["message"] for e in pruned.meta["report"])
+    n_cal = min(len(x_cal), 1024)  # the samples the pass used for its proof
+    before = simulate(graphs[8], x_cal[:n_cal], timesteps=64, arithmetic="fixed")
+    after = simulate(pruned, x_cal[:n_cal], timesteps=64, arithmetic="fixed")
+    np.testing.assert_array_equal(before.predictions, after.predictions)
+    for k in before.outputs:
+        np.testing.assert_array_equal(before.outputs[k], after.outputs[k])  # bit-identical readouts
+    test_after = simulate(pruned, x_test, labels=y_test, timesteps=64, arithmetic="fixed").accuracy
+    print(f"{name}: pruned {removed} neurons; test accuracy {acc[8]:.4f} -> {test_after:.4f}")
+    assert abs(test_after - acc[8]) <= 0.003
