@@ -10,7 +10,10 @@ VENV := .venv
 # The only torch spec that resolves to the local CPU wheel; any other pulls GBs of CUDA wheels.
 TORCH_PIN := torch==2.13.0
 
-.PHONY: demo test venv bench clean
+LAVA_VENV := .venv-lava
+LAVA_PIN := lava-nc==0.10.0
+
+.PHONY: demo test venv lava bench clean
 
 venv: $(VENV)/.installed
 
@@ -23,14 +26,28 @@ $(VENV)/.installed: pyproject.toml
 	$(VENV)/bin/pip install --quiet --no-deps snntorch
 	touch $@
 
+# Lava 0.10 needs Python 3.10 and numpy < 2: its own environment, without torch.
+lava: $(LAVA_VENV)/.installed
+
+$(LAVA_VENV)/.installed:
+	@if [ -z "$(PY310)" ] || ! "$(PY310)" -c 'import sys; assert sys.version_info[:2] == (3, 10)' 2>/dev/null; then \
+	  echo "make lava: no Python 3.10 interpreter found (lava-nc 0.10 needs exactly 3.10)." >&2; \
+	  echo "  install one (e.g. pyenv install 3.10) or pass it: make test PY310=/path/to/python3.10" >&2; \
+	  exit 1; fi
+	$(PY310) -m venv $(LAVA_VENV)
+	$(LAVA_VENV)/bin/pip install --quiet $(LAVA_PIN)
+	$(LAVA_VENV)/bin/python -c "import lava.proc.lif.process"
+	touch $@
+
 demo: $(VENV)/.installed
 	$(VENV)/bin/python examples/demo.py
 
-test: $(VENV)/.installed
-	$(VENV)/bin/python -m pytest -q
+test: $(VENV)/.installed $(LAVA_VENV)/.installed
+	SNC_LAVA_PYTHON=$(CURDIR)/$(LAVA_VENV)/bin/python $(VENV)/bin/python -m pytest -q
 
-bench: $(VENV)/.installed
+bench: $(VENV)/.installed $(LAVA_VENV)/.installed
 	$(VENV)/bin/python benchmarks/sim_throughput.py
+	SNC_LAVA_PYTHON=$(CURDIR)/$(LAVA_VENV)/bin/python $(VENV)/bin/python benchmarks/vs_lava.py
 
 clean:
-	rm -rf $(VENV) examples/models .pytest_cache
+	rm -rf $(VENV) $(LAVA_VENV) examples/models .pytest_cache

@@ -4,6 +4,7 @@
     snc simulate ARTIFACT --data X.npy [--labels Y.npy] [--timesteps T] [--batch-size B] [--fixed-point] [--json]
     snc inspect ARTIFACT [--json]
     snc estimate MODEL_OR_ARTIFACT --data X.npy [--labels Y.npy] [--hw NAME|FILE]... [--baseline NAME] [--json] [--plot DIR]
+    snc export ARTIFACT --to lava -o DIR
     snc hw list | snc hw show NAME
     snc passes
 
@@ -167,10 +168,12 @@ def _quantize_bits(quantize: str, weight_bits: int | None) -> int | None:
 @click.option("--scaling", type=click.Choice(["layer", "channel"]), default="layer", show_default=True, help="One weight scale per layer, or per output channel (absorbed into per-neuron thresholds).")
 @click.option("--prune/--no-prune", default=True, show_default=True, help="Remove neurons that never spike on the calibration data (proved by re-simulation).")
 @click.option("--prune-sparsity", type=click.FloatRange(0, 1, max_open=True), default=None, help="Also set this fraction of the smallest weights of each layer to zero.")
+@click.option("--target", type=click.Choice(["snir", "lava"]), default="snir", show_default=True,
+              help="snir: an artifact file; lava: a runnable Lava program folder at -o.")
 @handle_errors
 def compile_cmd(model: str, output: str, calib: str | None, calib_labels: str | None, timesteps: int, percentile: float,
                 passes: str | None, hw: str | None, quantize: str, weight_bits: int | None, scaling: str, prune: bool,
-                prune_sparsity: float | None) -> None:
+                prune_sparsity: float | None, target: str) -> None:
     """Compile MODEL (.onnx, .pt2) into a spiking network artifact (.snir).
 
     Default passes: fold-bn, fold-affine, convert, balance, quantize, prune, map (`snc passes`)."""
@@ -180,7 +183,7 @@ def compile_cmd(model: str, output: str, calib: str | None, calib_labels: str | 
     from snc.report import table
 
     out = Path(output)
-    if out.suffix.lower() != ".snir":
+    if target == "snir" and out.suffix.lower() != ".snir":
         raise SncError(f"output must end in .snir, got {out.name!r}")
     names = _pass_list(passes, quantize, prune, hw)
     options: dict[str, Any] = {"scaling": scaling}
@@ -205,7 +208,13 @@ def compile_cmd(model: str, output: str, calib: str | None, calib_labels: str | 
     with _with_file(calib):
         snn = compile_graph(graph, x, passes=names, percentile=percentile, timesteps=timesteps,
                             progress=lambda name: stage(f"snc: pass {name}"), **options)
-    save(snn, out)
+    if target == "lava":
+        from snc.backends.lava import export
+
+        with _with_file(model):
+            export(snn, out, timesteps=timesteps)
+    else:
+        save(snn, out)
     stage(f"snc: wrote {out} ({time.perf_counter() - t0:.1f} s)")
     for note in snn.meta.get("notes", []):
         click.echo(f"note: {note}")
@@ -237,18 +246,27 @@ def _progress_bar(total: int, label: str):
 @click.option("--timesteps", type=click.IntRange(min=1), default=None, help="Steps per sample (default: the artifact's).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
 @click.option("--fixed-point", is_flag=True, help="Integer arithmetic with Loihi semantics (needs a quantised graph).")
-@click.option("--timing", type=click.Choice(["sync", "delay"]), default="sync", show_default=True,
-              help="sync: layer-synchronous; delay: one step per synapse (Loihi/Lava).")
+@click.option("--timing", type=click.Choice(["sync", "delay"]), default=None,
+              help="sync: layer-synchronous (default for snc); delay: one step per synapse (Loihi/Lava; always with --backend lava).")
+@click.option("--backend", type=click.Choice(["snc", "lava"]), default="snc", show_default=True,
+              help="snc's event simulator, or the exported program run in Lava (.venv-lava or $SNC_LAVA_PYTHON).")
+@click.option("--check", is_flag=True, help="With --backend lava: also run snc's simulator (delay timing) and compare every spike; exit 1 on any mismatch.")
+@click.option("--lava-timeout", type=click.FloatRange(min=1), default=None, help="Seconds before the Lava run is stopped.")
 @click.option("--percentile", type=click.FloatRange(0, 100, min_open=True), default=99.9, show_default=True, help="For on-the-fly compilation.")
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Simulate only the first N samples.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of rate-encoded inputs.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of tables.")
 @handle_errors
-def simulate_cmd(artifact, data_path, labels_path, calib, timesteps, batch_size, fixed_point, timing, percentile, limit, seed, as_json) -> None:
+def simulate_cmd(artifact, data_path, labels_path, calib, timesteps, batch_size, fixed_point, timing, backend, check,
+                 lava_timeout, percentile, limit, seed, as_json) -> None:
     """Simulate ARTIFACT (.snir, or a model compiled on the fly with --calib) on --data."""
     from snc.backends.sim import simulate
     from snc.data import load_labels, load_samples
 
+    if check and backend != "lava":
+        raise SncError("--check compares Lava with snc's simulator: use it with --backend lava")
+    if backend == "lava" and timing == "sync":
+        raise SncError("Lava delivers spikes with a one-step synaptic delay: --timing sync is not available with --backend lava")
     graph = _compiled(artifact, calib, percentile, timesteps)
     x = load_samples(data_path)
     y = load_labels(labels_path, len(x)) if labels_path else None
@@ -259,16 +277,39 @@ def simulate_cmd(artifact, data_path, labels_path, calib, timesteps, batch_size,
     with _with_file(data_path):
         if input_name is not None:
             x = graph.nodes[input_name].conform(x, input_name, timesteps)
-    bar, update = _progress_bar(len(x), "simulating")
-    with bar, _with_file(artifact):
-        result = simulate(
-            graph, x, labels=y, timesteps=timesteps, batch_size=batch_size,
-            arithmetic="fixed" if fixed_point else "float32", timing=timing, seed=seed, progress=update,
-        )
+    report = None
+    if backend == "lava":
+        from snc.backends.lava import check as lava_check
+        from snc.backends.lava import simulate_lava
+
+        cfg = "fixed" if fixed_point else "float"
+        stage(f"snc: running {len(x)} sample(s) in Lava ({cfg})")
+        with _with_file(artifact):
+            if check:
+                result, _, report = lava_check(graph, x, timesteps=timesteps, cfg=cfg, labels=y, seed=seed, timeout=lava_timeout)
+            else:
+                result = simulate_lava(graph, x, timesteps=timesteps, cfg=cfg, labels=y, seed=seed, timeout=lava_timeout)
+    else:
+        bar, update = _progress_bar(len(x), "simulating")
+        with bar, _with_file(artifact):
+            result = simulate(
+                graph, x, labels=y, timesteps=timesteps, batch_size=batch_size,
+                arithmetic="fixed" if fixed_point else "float32", timing=timing or "sync", seed=seed, progress=update,
+            )
     if as_json:
-        click.echo(json.dumps(result.to_json(), indent=1))
-        return
-    click.echo(format_simulation(result))
+        doc = result.to_json()
+        if report is not None:
+            doc["check"] = report
+        click.echo(json.dumps(_jsonable(doc), indent=1))
+    else:
+        click.echo(format_simulation(result))
+        if report is not None:
+            first = report["first"]
+            where = "" if first is None else (f"; first at population {first['population']!r}, sample {first['sample']}, "
+                                             f"step {first['step']}, neuron {first['neuron']}")
+            click.echo(f"check against snc's simulator: {report['mismatches']} mismatching spike(s){where}")
+    if report is not None and report["mismatches"]:
+        sys.exit(1)
 
 
 def format_simulation(result) -> str:
@@ -418,6 +459,22 @@ def hw_show(name: str) -> None:
     from snc.hw import describe, load_profile
 
     click.echo(describe(load_profile(name)))
+
+
+@main.command("export")
+@click.argument("artifact", type=click.Path(dir_okay=False))
+@click.option("--to", "target", type=click.Choice(["lava"]), required=True, help="Target toolchain.")
+@click.option("-o", "--output", required=True, type=click.Path(file_okay=False), help="Output folder.")
+@click.option("--timesteps", type=click.IntRange(min=1), default=None, help="Default steps written into the program.")
+@handle_errors
+def export_cmd(artifact: str, target: str, output: str, timesteps: int | None) -> None:
+    """Export a compiled ARTIFACT (.snir) for another toolchain: a runnable Lava program folder."""
+    from snc.backends.lava import export
+
+    graph = _load_graph(artifact)
+    with _with_file(artifact):
+        folder = export(graph, output, timesteps=timesteps)
+    click.echo(f"wrote {folder} (run: python {folder}/run.py --steps N --input x.npy --out spikes.npz)")
 
 
 @main.command("passes")

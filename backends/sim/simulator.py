@@ -80,20 +80,17 @@ class _Batch:
         step. In fixed point it is programmed as a per-sample bias (v units), as a host would."""
         sim = self.sim
         static = np.zeros((self.size, pop.size), dtype=np.float64)
-        for proj in pop.static:
-            k = sim.kernels[(proj.source, proj.target)]
-            x = torch.from_numpy(self.x.reshape(self.size, -1))
-            if k.w is not None:
-                out = x.to(torch.float32) @ torch.from_numpy(sim.float_plan_weight(proj).T.copy())
-            else:
-                leaves = {proj.source: torch.from_numpy(self.x)}
-                out = evaluate_ops(sim.float_plan, pop.name, leaves, proj.nodes, torch.float32)
-            static += out.numpy().reshape(self.size, -1)
         node = pop.node
         if sim.fixed:
             if not pop.static:
                 return np.zeros((self.size, pop.size), dtype=np.int64)
-            # Direct analog input enters as a per-sample bias in v units (host-computed W x).
+            # Direct analog input enters as a per-sample bias in v units, computed by the host
+            # in float64 through the composed matrix (sparse products in a fixed order), as the
+            # exported Lava program does: the rounding to integers then agrees exactly.
+            x64 = self.x.reshape(self.size, -1).astype(np.float64)
+            for proj in pop.static:
+                matrix = sim.float_projection(proj).matrix
+                static += np.asarray(matrix @ x64.T).T
             fx = node.fixed
             lsb = np.asarray(fx.scale, dtype=np.float64).reshape(-1) / 64.0  # float value of one unit of v
             step = 2.0 ** int(fx.bias_exp)
@@ -102,6 +99,15 @@ class _Batch:
             exp = int(fx.bias_exp)
             mant = mant.astype(np.int64)
             return (mant << exp) if exp >= 0 else (mant >> -exp)
+        for proj in pop.static:
+            k = sim.kernels[(proj.source, proj.target)]
+            x = torch.from_numpy(self.x.reshape(self.size, -1))
+            if k.w is not None:
+                out = x.to(torch.float32) @ torch.from_numpy(sim.float_projection(proj).dense_weight.T.copy())
+            else:
+                leaves = {proj.source: torch.from_numpy(self.x)}
+                out = evaluate_ops(sim.float_plan, pop.name, leaves, proj.nodes, torch.float32)
+            static += out.numpy().reshape(self.size, -1)
         if node.role == READOUT and node.bias is not None:
             static += node.bias.reshape(1, -1)  # a readout integrates input and bias alike
         return static.astype(np.float32)
@@ -158,10 +164,11 @@ class Simulation:
                     break
             self.fanout_digits[name] = torch.from_numpy(np.stack(digits, axis=1).astype(np.int8))
 
-    def float_plan_weight(self, proj) -> np.ndarray:
+    def float_projection(self, proj):
+        """The float model's projection with the same source and target."""
         fp = self.float_plan.by_name[proj.target]
         (match,) = [p for p in fp.projections if p.source == proj.source]
-        return match.dense_weight
+        return match
 
 
 def _max_row_abs(proj) -> float:

@@ -50,9 +50,64 @@ def scale_outputs(g: Graph, src: str, factor: float, start: str | None = None) -
             scale_outputs(g, user, factor)
         elif node.kind == "Readout" and node.mode == "spike_count":
             continue  # a positive factor does not change which output counts most
+        elif node.kind == "Concat" and _scale_concat_segment(g, user, g.inputs_of(user).index(src), factor):
+            continue
         else:
             s = g.add(g.unique_name(f"{src}.gain"), Scale(scale=np.float32(factor)), [src])
             g.set_inputs(user, [s if x == src else x for x in g.inputs_of(user)])
+
+
+def _scale_concat_segment(g: Graph, concat: str, k: int, factor: float) -> bool:
+    """Scale the part of a concatenation that comes from its k-th input, inside the weights of
+    the operators after it (through reshapes and pooling, which keep the segments apart), so that
+    no gain node sits between two weighted operators. False (nothing changed) if it cannot."""
+    from snc.backends import linear_maps
+
+    shapes = g.infer_shapes()
+    ins = g.inputs_of(concat)
+    if ins.count(ins[k]) != 1:
+        return False
+    node = g.nodes[concat]
+    seg = np.zeros(shapes[concat], dtype=np.float64)
+    start = sum(shapes[i][node.axis] for i in ins[:k])
+    index = [slice(None)] * len(shapes[concat])
+    index[node.axis] = slice(start, start + shapes[ins[k]][node.axis])
+    seg[tuple(index)] = 1.0
+    plans = []
+    stack = [(concat, seg.reshape(-1))]
+    while stack:
+        name, ind = stack.pop()
+        for user in g.users_of(name):
+            un = g.nodes[user]
+            if un.kind in _COMMUTE:
+                m = linear_maps.matrix(un, [shapes[name]], shapes[user], 0, user)
+                out = m @ ind
+                # Every output element must come wholly from the segment or wholly from outside.
+                share = out / np.maximum(m @ np.ones_like(ind), 1e-300)
+                if not np.all(np.isclose(share, 0.0) | np.isclose(share, 1.0)):
+                    return False
+                stack.append((user, np.isclose(share, 1.0).astype(np.float64)))
+            elif un.kind == "Dense":
+                plans.append((user, ind.astype(bool), None))
+            elif un.kind == "Conv2d":
+                per_channel = ind.reshape(shapes[name][0], -1)
+                if not np.all((per_channel == per_channel[:, :1])):
+                    return False
+                plans.append((user, None, per_channel[:, 0].astype(bool)))
+            else:
+                return False
+    for user, cols, channels in plans:
+        un = g.nodes[user]
+        w = un.weight.copy()
+        if cols is not None:
+            w[:, cols] *= np.float32(factor)
+        else:
+            c_out, c_in_g = w.shape[:2]
+            per_group = c_out // un.groups
+            cin = (np.arange(c_out)[:, None] // per_group) * c_in_g + np.arange(c_in_g)[None, :]
+            w = np.where(channels[cin][:, :, None, None], w * np.float32(factor), w).astype(np.float32)
+        g.replace(user, un.replace(weight=w))
+    return bool(plans)
 
 
 def _pooled_population(g: Graph, node) -> str | None:

@@ -137,3 +137,21 @@ def test_quantised_and_pruned_digits_networks(trained, name):
     test_after = simulate(pruned, x_test, labels=y_test, timesteps=64, arithmetic="fixed").accuracy
     print(f"{name}: pruned {removed} neurons; test accuracy {acc[8]:.4f} -> {test_after:.4f}")
     assert abs(test_after - acc[8]) <= 0.003
+
+
+@pytest.mark.parametrize("name", ["mlp", "cnn"])
+def test_quantised_digits_networks_are_spike_identical_in_lava(trained, name):
+    """Issue 5 acceptance 1: the quantised (and pruned) digits MLP and CNN on 20 test samples give
+    the same spikes in every population at every step in Lava (fixed_pt) and in snc's simulator."""
+    from snc.backends.lava import check
+
+    out, _, data = trained
+    snn = snc.compile(snc.load_model(out / f"digits_{name}.pt2"), calib=data["x_train"],
+                      passes=list(CONVERSION) + ["quantize", "prune"], timesteps=32)
+    lava, ours, report = check(snn, data["x_test"][:20], timesteps=32, labels=data["y_test"][:20])
+    assert report["mismatches"] == 0, report
+    assert sum(len(p.rasters) for p in lava.populations.values() if p.kind == "IF") >= 20
+    np.testing.assert_array_equal(lava.predictions, ours.predictions)
+    for k, v in ours.outputs.items():
+        np.testing.assert_array_equal(lava.outputs[k], v)
+    print(f"{name}: Lava and snc agree on all spikes of 20 samples x 32 steps; accuracy {lava.accuracy:.2f}")
