@@ -39,8 +39,10 @@ class NeuronFixed:
     bias_exp:  bias exponent (3-bit on Loihi), shared by the population.
     du, dv:    12-bit current and voltage decays: ``u *= (4095 - du)/4096`` (rounded toward 0),
                ``v *= (4096 - dv)/4096``. IF neurons use du = 4095, dv = 0.
-    scale:     float value of one unit of ``v`` (1 LSB) in the float model's units; lets reports
-               and direct (analog) inputs convert between the two models.
+    scale:     float value (in the float model's units) of one weight step, i.e. one unit of the
+               synaptic input ``a``; one unit of ``v`` is scale / 64. Lets reports and direct
+               (analog) inputs convert between the two models. An array of the population shape
+               under per-channel scaling.
     """
 
     vth: int

@@ -97,8 +97,7 @@ class Readout(Node):
     mode ``membrane`` (default for converted ANNs): a non-spiking integrator,
         v[t] = v[t-1] + I[t] + b,  prediction = argmax v[T]  (v[T]/T estimates the ANN logits).
     mode ``spike_count``: counts the spikes of its single input population,
-        c = sum_t s[t],  prediction = argmax c  (ties resolved by the membrane potential
-        of that population, then by the lowest index).
+        c = sum_t s[t],  prediction = argmax c  (ties go to the lowest index).
 
     bias: constant current b per output (same shape), or None.
     """

@@ -220,8 +220,13 @@ class FixedNeurons:
         # v + drive cannot leave int32 here (|v| <= 2**23 - 1, |drive| < 2**31 - 2**23 - 1).
         v = self.v.astype(np.int32)
         vth6 = np.int32(self.vth6) if np.isscalar(self.vth6) else self.vth6.astype(np.int32)
+        # Saturation is possible in this chunk only if |v| could reach 2**23 - 1; then count it.
+        peak = np.abs(drive).max(initial=0)
+        watch = int(np.abs(v).max(initial=0)) + int(peak) * drive.shape[0] >= V_MAX
         for t in range(drive.shape[0]):
             np.add(v, drive[t], out=v)
+            if watch:
+                self.v_saturations += int(np.count_nonzero((v > V_MAX) | (v < -V_MAX)))
             np.clip(v, -V_MAX, V_MAX, out=v)
             s = spikes[t]
             np.greater(v, vth6, out=s)

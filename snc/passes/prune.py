@@ -6,11 +6,12 @@
 * Magnitude pruning (``prune_sparsity`` S in [0, 1), off by default): the smallest |w| of each
   weighted layer (``prune_scope="layer"``) or of all of them, each relative to its layer's
   largest (``"global"``), are set to zero, fixed-point mantissas included.
-* Activity pruning (on calibration data, default on): neurons that never spike on it are
-  removed (their population's ``keep`` mask), then neurons none of whose synapses reach a
-  remaining neuron or the readout, repeatedly. Removing a neuron that never fired on the data
-  changes nothing on that data; the pass proves it by simulating again and comparing every
-  readout value (bit for bit in fixed point), and refuses to return a graph that differs.
+* Activity pruning (on calibration data, default on): neurons that never spike on it, with
+  layer-synchronous timing nor with the chip's one-step synaptic delay, are removed (their
+  population's ``keep`` mask), then neurons none of whose synapses reach a remaining neuron or
+  the readout. Removing a neuron that never fired on the data changes nothing on that data; the
+  pass proves it by simulating again under both timings and comparing every readout value (bit
+  for bit in fixed point), and refuses to return a graph that differs.
 
 The report gives, per layer, neurons and synapses removed, synaptic memory saved, and the cores
 and energy per inference saved on the target chip (``hw``, default loihi) as the ``map`` pass and
@@ -61,21 +62,24 @@ def magnitude_prune(g: Graph, sparsity: float, scope: str, ctx: PassContext) -> 
         node = g.nodes[name]
         w = np.abs(node.fixed.weight if node.fixed is not None else node.weight).astype(np.float64)
         mags[name] = w / w.max() if scope == "global" and w.max() > 0 else w
+    # Exactly round(S x n) weights go, the smallest first (ties broken by position, so the
+    # result is deterministic): per layer, or over all layers' relative magnitudes.
+    drops: dict[str, np.ndarray] = {name: np.zeros(mags[name].shape, bool) for name in ops}
     if scope == "global":
-        everything = np.concatenate([m.ravel() for m in mags.values()]) if mags else np.zeros(0)
-        cut = {name: np.quantile(everything, sparsity) for name in ops} if everything.size else {}
+        flat = np.concatenate([mags[n].ravel() for n in ops]) if ops else np.zeros(0)
+        owner = np.concatenate([np.full(mags[n].size, i) for i, n in enumerate(ops)]) if ops else np.zeros(0, int)
+        offset = np.concatenate([np.arange(mags[n].size) for n in ops]) if ops else np.zeros(0, int)
+        chosen = np.argsort(flat, kind="stable")[: int(round(sparsity * flat.size))]
+        for i, name in enumerate(ops):
+            d = drops[name].reshape(-1)
+            d[offset[chosen[owner[chosen] == i]]] = True
     else:
-        cut = {name: np.quantile(m, sparsity) for name, m in mags.items() if m.size}
+        for name in ops:
+            d = drops[name].reshape(-1)
+            d[np.argsort(mags[name].ravel(), kind="stable")[: int(round(sparsity * d.size))]] = True
     for name in ops:
         node = g.nodes[name]
-        drop = mags[name] <= cut[name] if sparsity > 0 else np.zeros(mags[name].shape, bool)
-        # Ties at the cut could remove more than asked: keep the largest among them.
-        target = int(round(sparsity * drop.size)) if scope == "layer" else None
-        if target is not None and drop.sum() > target:
-            order = np.argsort(mags[name].ravel(), kind="stable")
-            drop = np.zeros(drop.size, bool)
-            drop[order[:target]] = True
-            drop = drop.reshape(mags[name].shape)
+        drop = drops[name]
         weight = np.where(drop, 0.0, node.weight).astype(np.float32)
         fixed = node.fixed
         if fixed is not None:
@@ -150,14 +154,16 @@ def prune(graph: Graph, ctx: PassContext) -> Graph:
     if x is None:
         ctx.note(NAME, "no calibration data: activity pruning skipped")
         return g
-    reference = simulate(g, x, timesteps=t, arithmetic=arithmetic)
+    # Both timings: layer-synchronous (snc's default) and one-step synaptic delay (the chip's,
+    # Lava's). A neuron silent under one can fire under the other.
+    references = {timing: simulate(g, x, timesteps=t, arithmetic=arithmetic, timing=timing) for timing in ("sync", "delay")}
     plan_before = build_plan(g)
     keep: dict[str, np.ndarray] = {}
     for pop in plan_before.populations:
         node = pop.node
         if node.kind not in ("IF", "LIF"):
             continue
-        alive = reference.populations[pop.name].neuron_spikes > 0
+        alive = (references["sync"].populations[pop.name].neuron_spikes > 0) | (references["delay"].populations[pop.name].neuron_spikes > 0)
         if node.keep is not None:
             alive &= node.keep.reshape(-1)
         keep[pop.name] = alive
@@ -173,9 +179,11 @@ def prune(graph: Graph, ctx: PassContext) -> Graph:
     if not removed:
         ctx.note(NAME, f"every neuron spiked on the {len(x)} calibration samples and reaches the readout: nothing removed")
         return g
-    check = simulate(g, x, timesteps=t, arithmetic=arithmetic)
-    if not _equal_results(reference, check, fixed):
-        raise SncError("pruning changed the network's outputs on the calibration data; refusing the result (please report)")
+    for timing, reference in references.items():
+        check = simulate(g, x, timesteps=t, arithmetic=arithmetic, timing=timing)
+        if not _equal_results(reference, check, fixed):
+            raise SncError(f"pruning changed the network's outputs on the calibration data ({timing} timing); "
+                           "refusing the result (please report)")
     plan_after = build_plan(g)
     syn_before = {p.name: sum(q.synapses for q in p.projections) for p in plan_before.populations}
     syn_after = {p.name: sum(q.synapses for q in p.projections) for p in plan_after.populations}
@@ -186,7 +194,8 @@ def prune(graph: Graph, ctx: PassContext) -> Graph:
         ctx.note(NAME, f"{name!r}: removed {gone} of {g.nodes[name].size} neurons (never spiking on the calibration data, "
                        f"or not reaching the readout), {n_in} incoming and {n_out} outgoing synapses",
                  node=name, neurons_removed=gone, synapses_in=int(n_in), synapses_out=int(n_out))
-    ctx.note(NAME, f"proof: re-simulating the {len(x)} calibration samples ({arithmetic}, T={t}) gives identical readouts",
+    ctx.note(NAME, f"proof: re-simulating the {len(x)} calibration samples ({arithmetic}, T={t}, synchronous and "
+                   "one-step-delay timing) gives identical readouts",
              neurons_removed=int(sum(removed.values())), synapses_removed=int(total_syn))
     _savings(graph, g, ctx, x, t)
     g.meta["pruned"] = {"neurons_removed": int(sum(removed.values())), "synapses_removed": int(total_syn)}

@@ -47,7 +47,8 @@ def _options(ctx: PassContext):
 
     opts = ctx.options
     profile = load_profile(opts.get("hw", "loihi"))
-    bits = int(opts.get("weight_bits") or (profile["weight_bits"] if profile.kind == "neuromorphic" else 8))
+    given = opts.get("weight_bits")
+    bits = int(given) if given is not None else int(profile["weight_bits"] if profile.kind == "neuromorphic" else 8)
     if not 2 <= bits <= 9:
         raise UnsupportedOperator(f"weight_bits must be 2..9, got {bits}")
     scaling = opts.get("scaling", "layer")
@@ -171,14 +172,19 @@ def quantize(graph: Graph, ctx: PassContext) -> Graph:
         # Threshold mantissa, representable as the recurrent weight for subtractive reset.
         if node.role == "neuron":
             vth0 = theta / q
+            if np.any(vth0 > VTH_MAX):
+                # The 17-bit threshold register cannot hold theta in steps this fine: coarser steps
+                # keep the threshold exact, and the weights use fewer of their levels.
+                q = np.maximum(q, theta / VTH_MAX)
+                vth0 = theta / q
+                ctx.note(NAME, f"{p!r}: threshold / weight step above 17 bits; weight step coarsened to "
+                               f"{float(q.max()):.4g} (weights use fewer levels)", node=p)
             if node.reset == "subtract":
                 k = np.maximum(0, np.ceil(np.log2(np.maximum(vth0, 1.0) / RECURRENT_MANT))).astype(np.int64)
                 m = np.clip(np.floor(vth0 / 2.0**k + 0.5), 1, RECURRENT_MANT)
-                vth = (m * 2.0**k).astype(np.int64)
+                vth = np.minimum(m * 2.0**k, (VTH_MAX // 2**k) * 2.0**k).astype(np.int64)
             else:
                 vth = np.clip(np.floor(vth0 + 0.5), 1, VTH_MAX).astype(np.int64)
-            if np.any(vth0 > VTH_MAX):
-                ctx.note(NAME, f"{p!r}: threshold / weight step above 17 bits; weights get a positive exponent", node=p)
         # Weights.
         report_ops = []
         for o in free:
