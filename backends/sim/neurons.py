@@ -204,7 +204,7 @@ class FixedNeurons:
                     u = current.astype(np.int32, copy=False) << 6
                     self.u[...] = u[-1]
                     drive = u if not bias_peak else u + bias.astype(np.int32)
-                    self._integrate_zero_reset(drive, spikes)
+                    self._integrate_zero_reset(drive, spikes, (peak << 6) + bias_peak)
                     return
             x = wrap_int32(wrap_int32(current) << 6)
             u = wrap_u(x)
@@ -216,18 +216,32 @@ class FixedNeurons:
                 return
         self._run_exact(current, spikes, bias)
 
-    def _integrate_zero_reset(self, drive: np.ndarray, spikes: np.ndarray) -> None:
+    def _integrate_zero_reset(self, drive: np.ndarray, spikes: np.ndarray, peak: int | None = None) -> None:
         # v + drive cannot leave int32 here (|v| <= 2**23 - 1, |drive| < 2**31 - 2**23 - 1).
         v = self.v.astype(np.int32)
         vth6 = np.int32(self.vth6) if np.isscalar(self.vth6) else self.vth6.astype(np.int32)
-        # Saturation is possible in this chunk only if |v| could reach 2**23 - 1; then count it.
-        peak = np.abs(drive).max(initial=0)
+        # Saturation is possible in this chunk only if |v| could reach 2**23 - 1: only then is
+        # there anything to clip (and to count).
+        if peak is None:
+            peak = int(np.abs(drive).max(initial=0))
         watch = int(np.abs(v).max(initial=0)) + int(peak) * drive.shape[0] >= V_MAX
+        # Above the range a neuron whose threshold is inside it spikes and resets to 0 in the
+        # same step, clipped or not: only the lower bound (and, for an integrator that never
+        # fires, the upper one) changes anything, and only those saturations are counted.
+        fires = int(np.max(vth6)) < V_MAX
+        low = np.empty(v.shape, dtype=bool) if watch else None
         for t in range(drive.shape[0]):
             np.add(v, drive[t], out=v)
             if watch:
-                self.v_saturations += int(np.count_nonzero((v > V_MAX) | (v < -V_MAX)))
-            np.clip(v, -V_MAX, V_MAX, out=v)
+                np.less(v, -V_MAX, out=low)
+                hits = int(np.count_nonzero(low))
+                if hits:
+                    self.v_saturations += hits
+                    np.maximum(v, -V_MAX, out=v)
+                if not fires:
+                    high = v > V_MAX
+                    self.v_saturations += int(np.count_nonzero(high))
+                    np.minimum(v, V_MAX, out=v)
             s = spikes[t]
             np.greater(v, vth6, out=s)
             np.putmask(v, s, 0)

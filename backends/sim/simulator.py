@@ -131,8 +131,9 @@ class Simulation:
         self.fixed = arithmetic == "fixed"
         self.timing = timing
         self.rate_seed = rate_seed
+        self.graph = graph
         self.plan = build_plan(graph, fixed=self.fixed)
-        self.float_plan = build_plan(graph) if self.fixed else self.plan
+        self._float_plan = None if self.fixed else self.plan
         if len(graph.input_names) != 1:
             raise InvalidGraph(f"the simulator runs graphs with one input, this one has {graph.input_names}")
         self.kernels: dict[tuple[str, str], ProjectionKernel] = {}
@@ -163,6 +164,13 @@ class Simulation:
                 if not rest.any():
                     break
             self.fanout_digits[name] = torch.from_numpy(np.stack(digits, axis=1).astype(np.int8))
+
+    @property
+    def float_plan(self) -> Plan:
+        """The float model's plan (built on first use in fixed point: only direct inputs need it)."""
+        if self._float_plan is None:
+            self._float_plan = build_plan(self.graph)
+        return self._float_plan
 
     def float_projection(self, proj):
         """The float model's projection with the same source and target."""
@@ -452,7 +460,9 @@ def _shifted(out: torch.Tensor, proj, dtype=np.int64) -> np.ndarray:
     a = out.numpy()
     a = a.astype(dtype, copy=False) if a.dtype.kind in "iu" else np.rint(a).astype(dtype)
     e = proj.weight_exp
-    return (a << e) if e >= 0 else (a >> -e)
+    if e == 0:
+        return a
+    return (a << e) if e > 0 else (a >> -e)
 
 
 def _weighted_counts(flat: np.ndarray, digits: torch.Tensor) -> np.ndarray:
