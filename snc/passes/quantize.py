@@ -172,10 +172,12 @@ def quantize(graph: Graph, ctx: PassContext) -> Graph:
         # Threshold mantissa, representable as the recurrent weight for subtractive reset.
         if node.role == "neuron":
             vth0 = theta / q
-            if np.any(vth0 > VTH_MAX):
+            # Largest threshold mantissa: 17 bits, and m * 2**k (m <= 255) for subtractive reset.
+            top = VTH_MAX if node.reset != "subtract" else RECURRENT_MANT * 2 ** int(math.log2(VTH_MAX / RECURRENT_MANT))
+            if np.any(vth0 > top):
                 # The 17-bit threshold register cannot hold theta in steps this fine: coarser steps
                 # keep the threshold exact, and the weights use fewer of their levels.
-                q = np.maximum(q, theta / VTH_MAX)
+                q = np.maximum(q, theta / top)
                 vth0 = theta / q
                 ctx.note(NAME, f"{p!r}: threshold / weight step above 17 bits; weight step coarsened to "
                                f"{float(q.max()):.4g} (weights use fewer levels)", node=p)
