@@ -527,7 +527,6 @@ def test_notes_report_chips_layers_and_tightest_resource(rng):
     assert notes[3].startswith("placement: traffic x hops ")
 
 
-@pytest.mark.skipif("map" not in REGISTRY, reason="the map pass is not registered yet")
 def test_registered_as_map():
     assert REGISTRY["map"].fn is map_to_cores
 
