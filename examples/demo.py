@@ -45,7 +45,7 @@ def main() -> None:
     t0 = time.perf_counter()
     log("== snc demo: scikit-learn digits (8x8), fixed 75/25 split ==")
     log("[1/5] models")
-    summary = digits.prepare(args.models, args.retrain, log=lambda m: log(f"      {m}"))
+    digits.prepare(args.models, args.retrain, log=lambda m: log(f"      {m}"))
     data = digits.load_data()
     x_cal, x_test, y_test = data["x_train"], data["x_test"], data["y_test"]
     sources = {"mlp": args.models / "digits_mlp.onnx", "cnn": args.models / "digits_cnn.pt2"}

@@ -13,7 +13,7 @@ import numpy as np
 from snc.errors import InvalidGraph, ShapeError
 
 from .fixed_point import SynapseFixed
-from .node import LINEAR, Node, Shape, as_shape, pair, padding4, spatial_output
+from .node import Node, Shape, as_shape, pair, padding4, spatial_output
 
 
 def _f32(a: np.ndarray | None) -> np.ndarray | None:

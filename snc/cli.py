@@ -23,7 +23,7 @@ from typing import Any, Callable
 
 import click
 
-from snc.errors import InvalidModel, SncError
+from snc.errors import SncError
 
 EXIT_ERROR = 2
 
@@ -121,6 +121,22 @@ def _compiled(path: str, calib: str | None, percentile: float, timesteps: int | 
     with _with_file(calib):
         return compile_graph(graph, x, passes=names, percentile=percentile, timesteps=timesteps or 64,
                              progress=lambda name: stage(f"snc: pass {name}"))
+
+
+def _samples(graph, data_path: str, labels_path: str | None, limit: int | None, timesteps: int | None):
+    """Load --data (and --labels), keep the first --limit, shape the samples for the graph's input."""
+    from snc.data import load_labels, load_samples
+
+    x = load_samples(data_path)
+    y = load_labels(labels_path, len(x)) if labels_path else None
+    if limit is not None:
+        x = x[:limit]
+        y = None if y is None else y[:limit]
+    (input_name,) = graph.input_names[:1] or [None]
+    with _with_file(data_path):
+        if input_name is not None:
+            x = graph.nodes[input_name].conform(x, input_name, timesteps)
+    return x, y
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -261,22 +277,13 @@ def simulate_cmd(artifact, data_path, labels_path, calib, timesteps, batch_size,
                  lava_timeout, percentile, limit, seed, as_json) -> None:
     """Simulate ARTIFACT (.snir, or a model compiled on the fly with --calib) on --data."""
     from snc.backends.sim import simulate
-    from snc.data import load_labels, load_samples
 
     if check and backend != "lava":
         raise SncError("--check compares Lava with snc's simulator: use it with --backend lava")
     if backend == "lava" and timing == "sync":
         raise SncError("Lava delivers spikes with a one-step synaptic delay: --timing sync is not available with --backend lava")
     graph = _compiled(artifact, calib, percentile, timesteps)
-    x = load_samples(data_path)
-    y = load_labels(labels_path, len(x)) if labels_path else None
-    if limit is not None:
-        x = x[:limit]
-        y = None if y is None else y[:limit]
-    (input_name,) = graph.input_names[:1] or [None]
-    with _with_file(data_path):
-        if input_name is not None:
-            x = graph.nodes[input_name].conform(x, input_name, timesteps)
+    x, y = _samples(graph, data_path, labels_path, limit, timesteps)
     report = None
     if backend == "lava":
         from snc.backends.lava import check as lava_check
@@ -399,26 +406,18 @@ def estimate_cmd(model, data_path, labels_path, calib, hw, baseline, timesteps, 
     against an ANN baseline. JSON keys: layers[] (name, neurons, cores, spikes_per_sample, synops,
     energy_j, latency_s, ...), totals (energy_j, latency_s, synops, effective_acs, effective_macs,
     activation_sparsity, accuracy, ...), baseline (name, energy_j, ratio = ANN / SNN energy)."""
-    from snc.data import load_labels, load_samples
+    from snc.data import load_samples
     from snc.estimate import estimate, format_table
     from snc.hw import load_profile
 
     profiles = [load_profile(h) for h in (hw or ("loihi",))]
     graph = _compiled(model, calib, percentile, timesteps)
-    x = load_samples(data_path)
-    y = load_labels(labels_path, len(x)) if labels_path else None
-    if limit is not None:
-        x = x[:limit]
-        y = None if y is None else y[:limit]
-    (input_name,) = graph.input_names[:1] or [None]
-    with _with_file(data_path):
-        if input_name is not None:
-            x = graph.nodes[input_name].conform(x, input_name, timesteps)
+    x, y = _samples(graph, data_path, labels_path, limit, timesteps)
     cal = None
-    if calib is not None:
-        cal = load_samples(calib)
+    if calib is not None and graph.input_names:
+        input_name = graph.input_names[0]
         with _with_file(calib):
-            cal = graph.nodes[input_name].conform(cal, input_name)
+            cal = graph.nodes[input_name].conform(load_samples(calib), input_name)
     bar, update = _progress_bar(len(x), "simulating")
     with bar, _with_file(model):
         est = estimate(graph, x, labels=y, hw=profiles, baseline=baseline, timesteps=timesteps, batch_size=batch_size,

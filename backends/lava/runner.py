@@ -11,7 +11,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -20,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from snc.errors import BackendError, InvalidData
+from snc.errors import BackendError
 from snc.ir import INPUT, READOUT, Graph
 
 from ..sim import SimResult, build_plan, simulate

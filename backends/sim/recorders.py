@@ -19,7 +19,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from snc.ir import INPUT, NEURON, READOUT
+from snc.ir import INPUT, NEURON
 
 from .. import linear_maps
 

@@ -24,7 +24,6 @@ import torch
 from snc.errors import InvalidData, InvalidGraph
 from snc.ir import INPUT, READOUT, Graph
 
-from .. import dense_ops
 from .counting import column_counts, row_counts
 from .neurons import FixedNeurons, FloatNeurons
 from .plan import Plan, PopulationPlan, build_plan

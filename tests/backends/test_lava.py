@@ -13,11 +13,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 import snc
 import snc.ir as ir
-from snc.backends.lava import check, export, lava_python, simulate_lava
+from snc.backends.lava import check, export, lava_python
 from snc.backends.sim import simulate
 from snc.errors import BackendError, UnsupportedOperator
 from snc.passes import CONVERSION
