@@ -181,6 +181,42 @@ def test_float_path_matches_within_float_tolerance():
         np.testing.assert_allclose(lava.outputs[name], out, rtol=0.05, atol=0.05)
 
 
+def _dyadic(snn: ir.Graph, step: float = 1 / 64) -> ir.Graph:
+    """Round every weight, bias, scale and threshold to a multiple of ``step``: with binary input
+    spikes every sum is then exact in float32 and float64 alike, so no rounding can move a
+    membrane across (or onto) a threshold differently in the two simulators."""
+    def q(a):
+        return (np.round(np.asarray(a, dtype=np.float64) / step) * step).astype(np.float32)
+
+    for name in list(snn.nodes):
+        node = snn.nodes[name]
+        for attr in ("weight", "bias", "scale"):
+            value = getattr(node, attr, None)
+            if isinstance(value, (np.ndarray, np.floating)):
+                setattr(node, attr, q(value))
+        if getattr(node, "threshold", None) is not None:
+            node.threshold = float(q(node.threshold))
+    return snn
+
+
+@pytest.mark.parametrize("kind", ["mlp", "conv-max", "residual"])
+def test_float_path_is_spike_identical_without_rounding(kind):
+    """Where float rounding cannot create a threshold tie, Lava's float path and snc's float mode
+    with delay agree spike for spike, and their readouts agree to float precision."""
+    rng = np.random.default_rng(21)
+    ann, shape = {"mlp": lambda: ann_mlp(rng, "spikes"), "conv-max": lambda: ann_conv_pool(rng, "spikes", "max"),
+                  "residual": lambda: ann_residual(rng, "spikes")}[kind]()
+    calib = _samples(rng, "spikes", shape, 16, 20)
+    snn = _dyadic(snc.compile(ann, calib=calib, passes=CONVERSION, timesteps=20))
+    x = _samples(rng, "spikes", shape, 3, 20)
+    lava, ours, report = check(snn, x, timesteps=20, cfg="float")
+    spikes = sum(int(r.sum()) for p in ours.populations.values() for r in p.rasters.values())
+    assert spikes > 0, "the network must actually spike"
+    assert report["mismatches"] == 0, report
+    for name, out in ours.outputs.items():
+        np.testing.assert_allclose(lava.outputs[name], out, rtol=1e-6, atol=1e-6)
+
+
 # --- the exported folder -----------------------------------------------------------------------------
 def test_exported_folder_runs_on_its_own(tmp_path):
     """Copied elsewhere, `python run.py --steps 100 --input x.npy --out s.npz` works in the Lava
