@@ -65,7 +65,7 @@ REGISTRY: dict[str, Pass] = {
         Pass("convert", "ANN -> SNN: ReLU -> IF (reset by subtraction), biases -> currents, max-pool -> exact spiking max, logits -> readout", "snc.passes.convert", "convert"),
         Pass("balance", "data-based threshold balancing: threshold = p-th percentile of each layer's activations (Rueckauer et al. 2017)", "snc.passes.balance", "balance"),
         Pass("quantize", "weights, thresholds, biases and decays to the chip's fixed point (Loihi semantics; options weight_bits, scaling, rounding)", "snc.passes.quantize", "quantize"),
-        Pass("prune", "remove zero synapses, optionally prune weights by magnitude (prune_sparsity), and remove neurons that never spike on the calibration data (proved by re-simulation)", "snc.passes.prune", "prune"),
+        Pass("prune", "remove zero synapses, optionally prune weights by magnitude (prune_sparsity), and remove neurons that never spike on the calibration data (proved by re-simulating it all, or the first prune_samples)", "snc.passes.prune", "prune"),
         Pass("map", "split populations into core-sized blocks under the chip's limits and place them on the mesh (option hw)", "snc.passes.map_to_cores", "map_to_cores"),
     )
 }

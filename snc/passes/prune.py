@@ -27,7 +27,6 @@ from snc.ir import Graph
 from . import PassContext
 
 NAME = "prune"
-PROOF_SAMPLES = 1024  # calibration samples simulated for pruning and its proof
 
 
 def _fixed_everywhere(g: Graph) -> bool:
@@ -132,7 +131,9 @@ def prune(graph: Graph, ctx: PassContext) -> Graph:
     _zero_synapse_report(g, ctx)
     fixed = _fixed_everywhere(g)
     arithmetic = "fixed" if fixed else "float32"
-    x = None if ctx.calibration is None else np.asarray(ctx.calibration[:PROOF_SAMPLES])
+    # The proof runs on the whole calibration set unless the option prune_samples caps it.
+    limit = opts.get("prune_samples")
+    x = None if ctx.calibration is None else np.asarray(ctx.calibration[: int(limit) if limit else None])
     t = int(ctx.timesteps)
     sparsity = opts.get("prune_sparsity")
     if sparsity:
