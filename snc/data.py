@@ -50,19 +50,24 @@ def _numeric(a: np.ndarray, path: Path, what: str) -> np.ndarray:
     return a
 
 
-def load_samples(path: str | os.PathLike) -> np.ndarray:
-    """Samples laid out (N, *input_shape) (or (N, T, *shape) for spike inputs)."""
-    path = Path(path)
+def _read_array(path: Path, keys, what: str) -> np.ndarray:
+    """The numeric array in a .npy, or under one of ``keys`` in a .npz (never unpickled)."""
     obj = _open(path)
     try:
         if isinstance(obj, np.lib.npyio.NpzFile):
             with obj:
-                a = _pick(obj, SAMPLE_KEYS, path, "samples")
+                a = _pick(obj, keys, path, what)
         else:
             a = obj
     except ValueError as exc:
         raise InvalidData(f"holds Python objects or is corrupt ({exc})", file=str(path)) from None
-    a = _numeric(np.asarray(a), path, "samples")
+    return _numeric(np.asarray(a), path, what)
+
+
+def load_samples(path: str | os.PathLike) -> np.ndarray:
+    """Samples laid out (N, *input_shape) (or (N, T, *shape) for spike inputs)."""
+    path = Path(path)
+    a = _read_array(path, SAMPLE_KEYS, "samples")
     if a.ndim < 1 or len(a) == 0:
         raise InvalidData("holds no samples", file=str(path))
     if a.dtype.kind == "f" and not np.all(np.isfinite(a)):
@@ -73,16 +78,7 @@ def load_samples(path: str | os.PathLike) -> np.ndarray:
 def load_labels(path: str | os.PathLike, n: int | None = None) -> np.ndarray:
     """Integer class labels (N,)."""
     path = Path(path)
-    obj = _open(path)
-    try:
-        if isinstance(obj, np.lib.npyio.NpzFile):
-            with obj:
-                a = _pick(obj, LABEL_KEYS, path, "labels")
-        else:
-            a = obj
-    except ValueError as exc:
-        raise InvalidData(f"holds Python objects or is corrupt ({exc})", file=str(path)) from None
-    a = _numeric(np.asarray(a), path, "labels")
+    a = _read_array(path, LABEL_KEYS, "labels")
     if a.ndim == 2 and a.shape[1] > 1:
         a = a.argmax(axis=1)  # one-hot
     a = a.reshape(-1)

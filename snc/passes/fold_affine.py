@@ -60,15 +60,16 @@ def _conv_input_channels(conv) -> np.ndarray:
     return (np.arange(c_out)[:, None] // per_group_out) * c_in_g + np.arange(c_in_g)[None, :]
 
 
-def _fold_into_next(g: Graph, name: str, node: ScaleShift, shapes, ctx) -> bool:
-    """Fold y = x*s + t into every user (all must be Dense or Conv2d): W' = W diag(s) and
-    b' = b + W t. A shift in front of a padded convolution is not a per-channel bias (border
-    outputs see fewer shifted inputs), so then nothing folds here; ``convert`` computes that
-    bias exactly and folds the remaining scale afterwards (``fold_scale_into_users``)."""
+def _fold_into_users(g: Graph, name: str, scale, shift, shapes, ctx=None) -> bool:
+    """Fold y = x*scale + shift (shift may be None) into every user of ``name`` (all must be Dense
+    or Conv2d, per-input-channel for convolutions): W' = W diag(scale), b' = b + W shift. A
+    shift in front of a padded convolution is not a per-channel bias (border outputs see fewer
+    shifted inputs), so then nothing folds; ``convert`` computes that bias exactly and folds the
+    remaining scale afterwards (``fold_scale_into_users``). Returns True if the node was removed."""
     users = g.users_of(name)
     if not users or name in g.outputs or any(g.nodes[u].kind not in ("Dense", "Conv2d") for u in users):
         return False
-    if g.input_count(users[0]) != 1 or any(g.inputs_of(u).count(name) != 1 for u in users):
+    if any(g.input_count(u) != 1 for u in users):
         return False
     shape = shapes[name]
     plans = []
@@ -76,24 +77,29 @@ def _fold_into_next(g: Graph, name: str, node: ScaleShift, shapes, ctx) -> bool:
         nxt = g.nodes[u]
         w = nxt.weight.astype(np.float64)
         if nxt.kind == "Dense":
-            s = np.broadcast_to(node.scale, shape).reshape(-1).astype(np.float64)
-            t = np.broadcast_to(node.shift, shape).reshape(-1).astype(np.float64)
-            bias = (nxt.bias if nxt.bias is not None else 0.0) + w @ t
-            plans.append((u, nxt.replace(weight=(w * s[None, :]).astype(np.float32), bias=np.asarray(bias, np.float32))))
+            s = np.broadcast_to(scale, shape).reshape(-1).astype(np.float64)
+            new = {"weight": (w * s[None, :]).astype(np.float32)}
+            if shift is not None:
+                t = np.broadcast_to(shift, shape).reshape(-1).astype(np.float64)
+                new["bias"] = np.asarray((nxt.bias if nxt.bias is not None else 0.0) + w @ t, np.float32)
         else:
-            s = _per_channel(node.scale, shape)
-            t = _per_channel(node.shift, shape)
-            if s is None or t is None:
-                return False
-            if any(nxt.padding) and np.any(t != 0):
-                ctx.note(NAME, f"shift {name!r} before the padded convolution {u!r} is left for convert "
-                               "(it becomes an exact per-neuron bias current)", node=name)
+            s = _per_channel(scale, shape)
+            t = None if shift is None else _per_channel(shift, shape)
+            if s is None or (shift is not None and t is None):
                 return False
             cin = _conv_input_channels(nxt)
-            bias = (nxt.bias if nxt.bias is not None else 0.0) + (w * t[cin][:, :, None, None]).sum(axis=(1, 2, 3))
-            plans.append((u, nxt.replace(weight=(w * s[cin][:, :, None, None]).astype(np.float32), bias=np.asarray(bias, np.float32))))
-    for u, new in plans:
-        g.replace(u, new)
+            new = {"weight": (w * s[cin][:, :, None, None]).astype(np.float32)}
+            if t is not None and np.any(t != 0):
+                if any(nxt.padding):
+                    if ctx is not None:
+                        ctx.note(NAME, f"shift {name!r} before the padded convolution {u!r} is left for convert "
+                                       "(it becomes an exact per-neuron bias current)", node=name)
+                    return False
+                bias = (nxt.bias if nxt.bias is not None else 0.0) + (w * t[cin][:, :, None, None]).sum(axis=(1, 2, 3))
+                new["bias"] = np.asarray(bias, np.float32)
+        plans.append((u, nxt.replace(**new)))
+    for u, node in plans:
+        g.replace(u, node)
     g.bypass(name)
     return True
 
@@ -101,27 +107,7 @@ def _fold_into_next(g: Graph, name: str, node: ScaleShift, shapes, ctx) -> bool:
 def fold_scale_into_users(g: Graph, name: str, shapes) -> bool:
     """Fold a linear Scale node into the weights of its users when they are all Dense or Conv2d
     (per-input-channel gains for convolutions). Returns True if the node was removed."""
-    node = g.nodes[name]
-    users = g.users_of(name)
-    if not users or name in g.outputs or any(g.nodes[u].kind not in ("Dense", "Conv2d") for u in users):
-        return False
-    shape = shapes[name]
-    plans = []
-    for u in users:
-        nxt = g.nodes[u]
-        w = nxt.weight.astype(np.float64)
-        if nxt.kind == "Dense":
-            s = np.broadcast_to(node.scale, shape).reshape(-1).astype(np.float64)
-            plans.append((u, nxt.replace(weight=(w * s[None, :]).astype(np.float32))))
-        else:
-            s = _per_channel(node.scale, shape)
-            if s is None:
-                return False
-            plans.append((u, nxt.replace(weight=(w * s[_conv_input_channels(nxt)][:, :, None, None]).astype(np.float32))))
-    for u, new in plans:
-        g.replace(u, new)
-    g.bypass(name)
-    return True
+    return _fold_into_users(g, name, g.nodes[name].scale, None, shapes)
 
 
 def fold_affine(graph: Graph, ctx: PassContext) -> Graph:
@@ -152,7 +138,7 @@ def fold_affine(graph: Graph, ctx: PassContext) -> Graph:
                 ctx.note(NAME, f"folded scale/shift {name!r} into the layer before it", node=name)
                 changed = True
                 break
-            if _fold_into_next(g, name, node, shapes, ctx):
+            if _fold_into_users(g, name, node.scale, node.shift, shapes, ctx):
                 ctx.note(NAME, f"folded scale/shift {name!r} into {users}", node=name)
                 changed = True
                 break

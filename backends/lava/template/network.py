@@ -64,6 +64,21 @@ def analog_bias(spec: dict, params: dict, sample: np.ndarray, cfg: str) -> dict[
     return fixed
 
 
+def _reset_circuit(lif, recurrent, constant: np.ndarray, procs: list) -> None:
+    """Reset by subtraction, which Lava's LIF lacks: the neuron's own spike comes back through
+    ``recurrent`` (-threshold on the diagonal) one step later, and the bias enters through the
+    synaptic input as a constant per-step current from a RingBuffer (docs/lava.md)."""
+    from lava.proc.io.source import RingBuffer
+
+    lif.s_out.connect(recurrent.s_in)
+    recurrent.a_out.connect(lif.a_in)
+    procs.append(recurrent)
+    if np.any(constant):
+        src = RingBuffer(data=constant.reshape(-1, 1))
+        src.s_out.connect(lif.a_in)
+        procs.append(src)
+
+
 def build(spec: dict, params: dict, sample: np.ndarray, steps: int, cfg: str):
     """Processes for one sample. Returns (processes, extractors {population index: Extractor},
     readout LIF or None)."""
@@ -91,14 +106,8 @@ def build(spec: dict, params: dict, sample: np.ndarray, steps: int, cfg: str):
                 lif = LIF(shape=(n,), du=-1, dv=4096, vth=vth, bias_mant=0, bias_exp=0)
                 const = (bias_v >> 6).astype(np.int32)
                 m, k = int(params[f"pop{i}_recurrent_mant"]), int(params[f"pop{i}_recurrent_exp"])
-                rec = Sparse(weights=sp.csr_matrix(-m * sp.identity(n, dtype=np.int32)), weight_exp=k)
-                lif.s_out.connect(rec.s_in)
-                rec.a_out.connect(lif.a_in)
-                procs.append(rec)
-                if np.any(const):
-                    src = RingBuffer(data=const.reshape(n, 1))
-                    src.s_out.connect(lif.a_in)
-                    procs.append(src)
+                _reset_circuit(lif, Sparse(weights=sp.csr_matrix(-m * sp.identity(n, dtype=np.int32)), weight_exp=k),
+                               const, procs)
             else:
                 if extra_i is not None:  # the analog input shares the bias exponent
                     mant = mant + (extra_i >> exp if exp >= 0 else extra_i << -exp)
@@ -111,14 +120,7 @@ def build(spec: dict, params: dict, sample: np.ndarray, steps: int, cfg: str):
                 bias = bias + extra_i
             if pop["reset"] == "subtract":
                 lif = LIF(shape=(n,), du=0.0, dv=1.0, vth=th, bias_mant=0.0)
-                rec = Sparse(weights=sp.csr_matrix(-th * sp.identity(n)))
-                lif.s_out.connect(rec.s_in)
-                rec.a_out.connect(lif.a_in)
-                procs.append(rec)
-                if np.any(bias):
-                    src = RingBuffer(data=bias.reshape(n, 1))
-                    src.s_out.connect(lif.a_in)
-                    procs.append(src)
+                _reset_circuit(lif, Sparse(weights=sp.csr_matrix(-th * sp.identity(n))), bias, procs)
             else:
                 lif = LIF(shape=(n,), du=float(params[f"pop{i}_float_du"]), dv=float(params[f"pop{i}_float_dv"]),
                           vth=th, bias_mant=bias)
