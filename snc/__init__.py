@@ -15,7 +15,7 @@ from typing import Any
 from . import errors
 from .errors import (
     ArtifactError, BackendError, CalibrationError, HardwareProfileError, InvalidData, InvalidGraph,
-    InvalidModel, MappingError, ShapeError, SncError, UnsupportedOperator,
+    InvalidModel, InvalidOption, MappingError, ShapeError, SncError, UnsupportedOperator,
 )
 
 __version__ = "0.1.0"
@@ -39,7 +39,7 @@ _LAZY = {
 
 __all__ = sorted(set(_LAZY) | {
     "errors", "SncError", "InvalidModel", "UnsupportedOperator", "ShapeError", "InvalidGraph",
-    "InvalidData", "ArtifactError", "CalibrationError", "MappingError", "HardwareProfileError",
+    "InvalidData", "InvalidOption", "ArtifactError", "CalibrationError", "MappingError", "HardwareProfileError",
     "BackendError", "__version__",
 })
 

@@ -182,14 +182,19 @@ def _quantize_bits(quantize: str, weight_bits: int | None) -> int | None:
 @click.option("--quantize", type=click.Choice(["int8", "int4", "int2", "int9", "none"]), default="int8", show_default=True, help="Weight precision (signed mantissa bits), or none for a float network.")
 @click.option("--weight-bits", type=click.IntRange(2, 9), default=None, help="Weight mantissa bits including sign (overrides --quantize).")
 @click.option("--scaling", type=click.Choice(["layer", "channel"]), default="layer", show_default=True, help="One weight scale per layer, or per output channel (absorbed into per-neuron thresholds).")
-@click.option("--prune/--no-prune", default=True, show_default=True, help="Remove neurons that never spike on the calibration data (proved by re-simulation).")
+@click.option("--prune/--no-prune", default=True, show_default=True, help="Remove what provably never works for any input in range: zero synapses, neurons that cannot reach threshold (interval bounds), neurons reaching no output.")
+@click.option("--prune-activity", is_flag=True, help="Also remove neurons that never spike on the calibration data (not proved for unseen inputs; with --calib-labels the report gives accuracy on a held-back part).")
 @click.option("--prune-sparsity", type=click.FloatRange(0, 1, max_open=True), default=None, help="Also set this fraction of the smallest weights of each layer to zero.")
+@click.option("--input-range", default=None, metavar="LO,HI", help="Range of every input value, for provable pruning (default: the calibration data's range).")
+@click.option("--verify", is_flag=True, help="Prove passes by simulation (quantize: float vs fixed point; prune: re-simulation under both timings) and cost prune's savings.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object: passes [{name, seconds, changes}], report, populations.")
 @click.option("--target", type=click.Choice(["snir", "lava"]), default="snir", show_default=True,
               help="snir: an artifact file; lava: a runnable Lava program folder at -o.")
 @handle_errors
 def compile_cmd(model: str, output: str, calib: str | None, calib_labels: str | None, timesteps: int, percentile: float,
                 passes: str | None, hw: str | None, quantize: str, weight_bits: int | None, scaling: str, prune: bool,
-                prune_sparsity: float | None, target: str) -> None:
+                prune_activity: bool, prune_sparsity: float | None, input_range: str | None, verify: bool, as_json: bool,
+                target: str) -> None:
     """Compile MODEL (.onnx, .pt2) into a spiking network artifact (.snir).
 
     Default passes: fold-bn, fold-affine, convert, balance, quantize, prune, map (`snc passes`)."""
@@ -212,6 +217,11 @@ def compile_cmd(model: str, output: str, calib: str | None, calib_labels: str | 
         options["hw"] = load_profile(hw)
     if prune_sparsity:
         options["prune_sparsity"] = prune_sparsity
+    if prune_activity:
+        options["prune_activity"] = True
+    if input_range is not None:
+        options["input_range"] = _parse_range(input_range)
+    _check_compile_request(names, options)
     t0 = time.perf_counter()
     stage(f"snc: reading {model}")
     graph = _load_graph(model)
@@ -222,8 +232,9 @@ def compile_cmd(model: str, output: str, calib: str | None, calib_labels: str | 
         if calib_labels is not None:
             options["labels"] = load_labels(calib_labels, len(x))
     with _with_file(calib):
-        snn = compile_graph(graph, x, passes=names, percentile=percentile, timesteps=timesteps,
-                            progress=lambda name: stage(f"snc: pass {name}"), **options)
+        snn = compile_graph(graph, x, passes=names, percentile=percentile, timesteps=timesteps, verify=verify or None,
+                            progress=lambda name: stage(f"snc: pass {name}"),
+                            pass_done=None if as_json else lambda t: click.echo(_pass_line(t)), **options)
     if target == "lava":
         from snc.backends.lava import export
 
@@ -232,6 +243,14 @@ def compile_cmd(model: str, output: str, calib: str | None, calib_labels: str | 
     else:
         save(snn, out)
     stage(f"snc: wrote {out} ({time.perf_counter() - t0:.1f} s)")
+    if as_json:
+        doc = {"output": str(out), "seconds": round(time.perf_counter() - t0, 4), "passes": snn.meta.get("pass_times", []),
+               "simulations": snn.meta.get("compile", {}).get("simulations", []),
+               "report": snn.meta.get("report", []), "notes": snn.meta.get("notes", []),
+               "populations": [{"name": r["name"], "kind": r["kind"], "shape": list(r["shape"]), "neurons": r["neurons"]}
+                               for r in snn.table() if r["neurons"]]}
+        click.echo(json.dumps(_jsonable(doc), indent=1))
+        return
     for note in snn.meta.get("notes", []):
         click.echo(f"note: {note}")
     report = snn.meta.get("report", [])
@@ -241,6 +260,35 @@ def compile_cmd(model: str, output: str, calib: str | None, calib_labels: str | 
             click.echo(f"  [{entry['pass']}] {entry['message']}")
     rows = [[r["name"], r["kind"], "x".join(map(str, r["shape"])), r["neurons"]] for r in snn.table() if r["neurons"]]
     click.echo(table(rows, ["population", "kind", "shape", "neurons"]))
+
+
+def _parse_range(text: str) -> tuple[float, float]:
+    try:
+        lo, hi = (float(v) for v in text.split(","))
+    except ValueError:
+        raise SncError(f"--input-range must be LO,HI (two numbers), got {text!r}") from None
+    if not lo <= hi:
+        raise SncError(f"--input-range: LO must not exceed HI, got {text!r}")
+    return lo, hi
+
+
+def _check_compile_request(names: list[str] | None, options: dict[str, Any]) -> None:
+    """Pass order and options are checked before the model is read (one line naming the pass)."""
+    from snc.passes import DEFAULT_PIPELINE, get, validate_options
+
+    passes = [get(n) for n in (names if names is not None else DEFAULT_PIPELINE)]
+    validate_options(passes, options)
+
+
+def _pass_line(t: dict[str, Any]) -> str:
+    """One line per pass: name, seconds, what it changed (first change and how many more)."""
+    changes = t.get("changes") or []
+    what = changes[0] if changes else "no change"
+    if len(what) > 110:
+        what = what[:107] + "..."
+    more = f" (+{len(changes) - 1} more)" if len(changes) > 1 else ""
+    sims = f" [{t['simulations']} simulation(s)]" if t.get("simulations") else ""
+    return f"pass {t['name']:<12} {t['seconds']:7.2f} s  {what}{more}{sims}"
 
 
 def _progress_bar(total: int, label: str):
@@ -261,7 +309,9 @@ def _progress_bar(total: int, label: str):
 @click.option("--calib", type=click.Path(dir_okay=False), help="Calibration samples, to compile a model on the fly.")
 @click.option("--timesteps", type=click.IntRange(min=1), default=None, help="Steps per sample (default: the artifact's).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
-@click.option("--fixed-point", is_flag=True, help="Integer arithmetic with Loihi semantics (needs a quantised graph).")
+@click.option("--arithmetic", type=click.Choice(["float", "fixed"]), default=None,
+              help="float32, or Loihi fixed point (needs a quantised graph). Default: the artifact's (fixed if it was quantised).")
+@click.option("--fixed-point", is_flag=True, help="Same as --arithmetic fixed.")
 @click.option("--timing", type=click.Choice(["sync", "delay"]), default=None,
               help="sync: layer-synchronous (default for snc); delay: one step per synapse (Loihi/Lava; always with --backend lava).")
 @click.option("--backend", type=click.Choice(["snc", "lava"]), default="snc", show_default=True,
@@ -273,7 +323,7 @@ def _progress_bar(total: int, label: str):
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of rate-encoded inputs.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of tables.")
 @handle_errors
-def simulate_cmd(artifact, data_path, labels_path, calib, timesteps, batch_size, fixed_point, timing, backend, check,
+def simulate_cmd(artifact, data_path, labels_path, calib, timesteps, batch_size, arithmetic, fixed_point, timing, backend, check,
                  lava_timeout, percentile, limit, seed, as_json) -> None:
     """Simulate ARTIFACT (.snir, or a model compiled on the fly with --calib) on --data."""
     from snc.backends.sim import simulate
@@ -283,6 +333,13 @@ def simulate_cmd(artifact, data_path, labels_path, calib, timesteps, batch_size,
     if backend == "lava" and timing == "sync":
         raise SncError("Lava delivers spikes with a one-step synaptic delay: --timing sync is not available with --backend lava")
     graph = _compiled(artifact, calib, percentile, timesteps)
+    if fixed_point and arithmetic == "float":
+        raise SncError("--fixed-point contradicts --arithmetic float")
+    if fixed_point:
+        arithmetic = "fixed"
+    if arithmetic is None:  # the artifact's own arithmetic
+        arithmetic = "fixed" if graph.meta.get("quantized") else "float"
+    fixed_point = arithmetic == "fixed"
     x, y = _samples(graph, data_path, labels_path, limit, timesteps)
     report = None
     if backend == "lava":
@@ -478,14 +535,27 @@ def export_cmd(artifact: str, target: str, output: str, timesteps: int | None) -
 
 @main.command("passes")
 def passes_cmd() -> None:
-    """List the compiler passes (use their names with `snc compile --passes`)."""
-    from snc.passes import DEFAULT_PIPELINE, REGISTRY
+    """List the compiler passes: what each requires and guarantees, and its options (use the
+    names with `snc compile --passes`, the options with the Python API's `snc.compile(**options)`)."""
+    from snc.passes import COMMON_OPTIONS, DEFAULT_PIPELINE, REGISTRY
+    from snc.passes.options import describe
 
     width = max(len(n) for n in REGISTRY)
     for name, p in REGISTRY.items():
         mark = "*" if name in DEFAULT_PIPELINE else " "
         click.echo(f"{mark} {name.ljust(width)}  {p.description}")
-    click.echo(f"\n* default pipeline: {','.join(DEFAULT_PIPELINE)}")
+        contract = []
+        if p.requires:
+            contract.append(f"requires: {', '.join(p.requires)}" + (" (+ fixed-point when a chip is named)" if name == "map" else ""))
+        if p.guarantees:
+            contract.append(f"guarantees: {', '.join(p.guarantees)}")
+        if contract:
+            click.echo(f"  {' ' * width}  {'; '.join(contract)}")
+        cls = p.options_class
+        for opt, typ, default, help_ in describe(cls) if cls is not None else []:
+            click.echo(f"  {' ' * width}    {opt} ({typ}, default {default}): {help_}")
+    click.echo("\ncommon options: " + "; ".join(f"{k}: {v}" for k, v in COMMON_OPTIONS.items()))
+    click.echo(f"* default pipeline: {','.join(DEFAULT_PIPELINE)}")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -49,6 +49,10 @@ class InvalidGraph(SncError):
     """The IR graph breaks one of its invariants (cycles, dangling edges, bad parameters)."""
 
 
+class InvalidOption(SncError):
+    """A pass option (or a pipeline) is unknown, ill-typed, out of range or in the wrong order."""
+
+
 class InvalidData(SncError):
     """Input data (samples, labels, calibration set) is unreadable or does not fit the model."""
 

@@ -9,6 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+# The test suite proves passes by simulation (``--verify``), as the default compile does not.
+os.environ.setdefault("SNC_VERIFY", "1")
+
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = Path(os.environ.get("SNC_CORPUS", ROOT.parent / "shared" / "corpus"))
 

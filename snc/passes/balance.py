@@ -16,8 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from snc.backends import analog
-from snc.errors import CalibrationError, InvalidData
+from snc.errors import CalibrationError
 from snc.ir import Graph, Scale
 
 from . import PassContext
@@ -131,27 +130,28 @@ def balance(graph: Graph, ctx: PassContext) -> Graph:
     if not pops:
         ctx.note(NAME, "no spiking populations to balance")
         return g
-    calib = np.asarray(ctx.calibration)
-    if len(calib) == 0:
-        raise CalibrationError("the calibration set is empty")
-    try:
-        acts = analog.evaluate(g, calib, keep=pops, mode="relu")
-    except InvalidData as exc:
-        raise CalibrationError(f"calibration data does not fit the model: {exc.message}", node=exc.node) from None
     p = float(ctx.percentile)
     if not 0 < p <= 100:
         raise CalibrationError(f"percentile must lie in (0, 100], got {p}")
+    if len(ctx.calibration) == 0:
+        raise CalibrationError("the calibration set is empty")
+    # The shared calibration analysis (one forward pass, reused by the passes after this one).
+    analysis = ctx.analysis
+    if analysis.percentile != p:
+        analysis.percentile = p
+        analysis.invalidate()
+    stats = analysis.activity(g, pops)
+    n_samples = len(ctx.calibration)
     lambdas: dict[str, float] = {}
     for name in pops:
         node = g.nodes[name]
-        a = acts[name]
-        positive = a[a > 0]
+        st = stats[name]
         pooled = _pooled_population(g, node)
         if pooled is not None and pooled in lambdas:
             # Units of a max-pool construction count in the pooled population's amplitude.
             lam = lambdas[pooled]
-        elif positive.size:
-            lam = float(np.percentile(positive, p))
+        elif st.active_fraction > 0:
+            lam = st.lam
         else:
             lam = 1.0
             ctx.note(NAME, f"population {name!r} is never active on the calibration data (threshold left at 1)", node=name)
@@ -164,20 +164,21 @@ def balance(graph: Graph, ctx: PassContext) -> Graph:
         meta["calibration"] = {
             "lambda": lam,
             "percentile": p,
-            "max": float(a.max(initial=0.0)),
-            "mean": float(a.mean()) if a.size else 0.0,
-            "active_fraction": float(positive.size / max(1, a.size)),
-            "clipped_fraction": float(np.count_nonzero(a > lam) / max(1, a.size)),
-            "samples": int(len(calib)),
+            "max": st.max,
+            "mean": st.mean,
+            "active_fraction": st.active_fraction,
+            "clipped_fraction": st.clipped_fraction if lam == st.lam else st.clipped(lam),
+            "samples": int(n_samples),
         }
         g.replace(name, node.replace(threshold=lam, meta=meta))
+    analysis.set_thresholds(lambdas)
     for name in pops:
         scale_outputs(g, name, lambdas[name])
     g.meta["balanced"] = True
     g.meta["percentile"] = p
     ctx.note(
         NAME,
-        f"thresholds from the {p:g}th percentile of {len(calib)} calibration samples",
+        f"thresholds from the {p:g}th percentile of {n_samples} calibration samples",
         thresholds={k: round(v, 6) for k, v in lambdas.items()},
     )
     g.validate()

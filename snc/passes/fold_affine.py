@@ -8,7 +8,9 @@ normalisation) or from a BatchNorm with nothing to fold into. Folds, each exact:
 * before Dense layers: W' = W diag(s), b' = b + W t;
 * before Conv2d layers: a per-input-channel scale folds into the kernel; the shift folds into
   the bias only without padding (with zero padding the border outputs see fewer shifted inputs,
-  so the shift stays and ``convert`` turns it into an exact per-neuron bias current).
+  so the shift stays and ``convert`` turns it into an exact per-neuron bias current);
+* before a Flatten or Reshape (input normalisation then Flatten, as exported from PyTorch) the
+  ScaleShift moves after it, its constants reshaped element for element, and then folds on.
 
 What cannot fold stays; ``convert`` handles any remaining ScaleShift exactly.
 """
@@ -104,6 +106,31 @@ def _fold_into_users(g: Graph, name: str, scale, shift, shapes, ctx=None) -> boo
     return True
 
 
+def _move_past_reshape(g: Graph, name: str, node: ScaleShift, shapes) -> str | None:
+    """reshape(x * s + t) = reshape(x) * reshape(s) + reshape(t) for elementwise constants:
+    move the ScaleShift after its only user when that is a Flatten/Reshape. Returns the user."""
+    users = g.users_of(name)
+    if len(users) != 1 or name in g.outputs or g.input_count(users[0]) != 1:
+        return None
+    (user,) = users
+    if g.nodes[user].kind not in ("Flatten", "Reshape"):
+        return None
+    before, after = shapes[name], shapes[user]
+    scale = np.broadcast_to(node.scale, before).reshape(after)
+    shift = np.broadcast_to(node.shift, before).reshape(after)
+    # Keep scalars scalar (a per-element copy only where the constants vary).
+    scale = scale.reshape(-1)[:1].reshape((1,) * len(after)) if np.all(scale == scale.reshape(-1)[0]) else scale
+    shift = shift.reshape(-1)[:1].reshape((1,) * len(after)) if np.all(shift == shift.reshape(-1)[0]) else shift
+    later = g.users_of(user)
+    g.bypass(name)
+    moved = g.add(g.unique_name(name), ScaleShift(scale=np.array(scale, np.float32), shift=np.array(shift, np.float32),
+                                                  meta=dict(node.meta)), [user])
+    for u in later:
+        g.set_inputs(u, [moved if x == user else x for x in g.inputs_of(u)])
+    g.outputs = [moved if o == user else o for o in g.outputs]
+    return user
+
+
 def fold_scale_into_users(g: Graph, name: str, shapes) -> bool:
     """Fold a linear Scale node into the weights of its users when they are all Dense or Conv2d
     (per-input-channel gains for convolutions). Returns True if the node was removed."""
@@ -140,6 +167,11 @@ def fold_affine(graph: Graph, ctx: PassContext) -> Graph:
                 break
             if _fold_into_users(g, name, node.scale, node.shift, shapes, ctx):
                 ctx.note(NAME, f"folded scale/shift {name!r} into {users}", node=name)
+                changed = True
+                break
+            moved_past = _move_past_reshape(g, name, node, shapes)
+            if moved_past is not None:
+                ctx.note(NAME, f"moved scale/shift {name!r} after {moved_past!r}", node=name)
                 changed = True
                 break
     return g

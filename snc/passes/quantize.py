@@ -24,6 +24,7 @@ and accumulations that overflow Loihi's 24-bit current or 23-bit voltage on that
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -32,6 +33,7 @@ from snc.ir import Graph, NeuronFixed, SumPool2d, SynapseFixed
 
 from . import PassContext
 from .balance import scale_outputs
+from .options import option
 
 NAME = "quantize"
 VTH_MAX = 2**17 - 1
@@ -42,22 +44,28 @@ _WEIGHTED = ("Dense", "Conv2d", "Scale")
 _STRUCTURAL_PASS = ("Flatten", "Reshape", "Transpose", "SumPool2d", "AvgPool2d", "Concat", "Add")
 
 
+@dataclass
+class Options:
+    """Options of ``quantize`` (and ``hw``, the chip whose weight precision is the default)."""
+
+    weight_bits: int | None = option(None, "weight mantissa bits including sign (default: the chip's)",
+                                     check=lambda v: 2 <= v <= 9, expect="an integer 2..9 or None")
+    scaling: str = option("layer", "one weight scale per layer, or per output channel (absorbed into per-neuron thresholds)",
+                          choices=("layer", "channel"))
+    rounding: str = option("nearest", "how weights round to mantissas", choices=("nearest", "zero"))
+    check_samples: int = option(256, "calibration samples of the agreement check (rate limit; simulated with verify)",
+                                check=lambda v: v >= 1, expect="an integer >= 1")
+
+
 def _options(ctx: PassContext):
     from snc.hw import load_profile
 
-    opts = ctx.options
-    profile = load_profile(opts.get("hw", "loihi"))
-    given = opts.get("weight_bits")
-    bits = int(given) if given is not None else int(profile["weight_bits"] if profile.kind == "neuromorphic" else 8)
+    o = ctx.config(NAME, Options)
+    profile = load_profile(ctx.options.get("hw", "loihi"))
+    bits = int(o.weight_bits) if o.weight_bits is not None else int(profile["weight_bits"] if profile.kind == "neuromorphic" else 8)
     if not 2 <= bits <= 9:
         raise UnsupportedOperator(f"weight_bits must be 2..9, got {bits}")
-    scaling = opts.get("scaling", "layer")
-    if scaling not in ("layer", "channel"):
-        raise UnsupportedOperator(f"scaling must be 'layer' or 'channel', got {scaling!r}")
-    rounding = opts.get("rounding", "nearest")
-    if rounding not in ("nearest", "zero"):
-        raise UnsupportedOperator(f"rounding must be 'nearest' or 'zero', got {rounding!r}")
-    return bits, scaling, rounding
+    return bits, o.scaling, o.rounding
 
 
 def _round(x: np.ndarray, rounding: str) -> np.ndarray:
@@ -156,6 +164,9 @@ def quantize(graph: Graph, ctx: PassContext) -> Graph:
     for p in pops:
         node = g.nodes[p]
         if node.role == "readout" and node.mode == "spike_count":
+            # It counts its population's spikes: integers already, no weights, no bias.
+            g.replace(p, node.replace(fixed=NeuronFixed(vth=VTH_MAX + 1, bias_mant=np.zeros(shapes[p], np.int32), bias_exp=0,
+                                                        du=4095, dv=0, scale=1.0)))
             continue
         shape = shapes[p]
         free = _free_ops(g, incoming[p])
@@ -253,6 +264,7 @@ def quantize(graph: Graph, ctx: PassContext) -> Graph:
         ops = ", ".join(f"{o['op']}: exp {o['exponent']}, {o['clipped']} clipped, SQNR {o['sqnr_db']} dB" for o in info["ops"])
         ctx.note(NAME, f"{p!r}: scale {info['scale']:.4g} per LSB, vth {info['vth']}, bias exp {info['bias_exp']}; {ops}",
                  node=p, layer=info)
+    _guarantee_fixed(g)
     _check_on_calibration(float_graph, g, ctx)
     return g
 
@@ -284,53 +296,75 @@ def _decays(node, name) -> tuple[int, int]:
 
 def _static_input_peaks(g: Graph, ctx: PassContext) -> dict[str, float]:
     """Largest per-neuron current that direct (analog) inputs bring each population, on the
-    calibration data (it becomes part of the per-sample bias)."""
+    calibration data (it becomes part of the per-sample bias): the values of the operators
+    feeding the populations whose only source is a direct input, from one analog pass."""
     if ctx.calibration is None:
         return {}
-    import torch
+    from snc.backends import analog
 
-    from snc.backends.sim import build_plan
-    from snc.backends.sim.synapses import evaluate_ops
-
-    plan = build_plan(g)
+    direct = {n for n in g.input_names if g.nodes[n].encoding == "direct"}
+    fed: dict[str, list[str]] = {}
+    for p in _populations(g):
+        ops = _incoming_ops(g, p)
+        sources = {i for o in ops for i in g.inputs_of(o) if g.nodes[i].role in ("input", "neuron")}
+        sources |= {i for i in g.inputs_of(p) if g.nodes[i].role in ("input", "neuron")}
+        if sources and sources <= direct:
+            fed[p] = [i for i in g.inputs_of(p)]
+        elif sources & direct:
+            raise UnsupportedOperator("a population fed by a direct input and by spiking populations has no fixed-point "
+                                      "form (its input would be part bias, part synaptic)", node=p)
+    if not fed:
+        return {}
+    keep = sorted({i for ins in fed.values() for i in ins})
     x = np.asarray(ctx.calibration[:256], dtype=np.float32)
+    values = analog.evaluate(g, x, keep=keep, mode="relu")
     peaks = {}
-    for pop in plan.populations:
-        if not pop.static:
-            continue
-        total = 0.0
-        for proj in pop.static:
-            if proj.dense_weight is not None:
-                out = x.reshape(len(x), -1) @ proj.dense_weight.T
-            else:
-                out = evaluate_ops(plan, pop.name, {proj.source: torch.from_numpy(x)}, proj.nodes, torch.float32).numpy()
-            total += float(np.abs(out).max(initial=0.0))
-        peaks[pop.name] = total
+    for p, ins in fed.items():
+        total = sum(values[i].reshape(len(x), -1).astype(np.float64) for i in ins)
+        peaks[p] = float(np.abs(total).max(initial=0.0))
     return peaks
 
 
+def _guarantee_fixed(g: Graph) -> None:
+    """The pass's contract: every population (the readout included) and every weighted operator
+    has fixed-point parameters."""
+    for name, node in g.nodes.items():
+        weighted = node.kind in ("Dense", "Conv2d") or (node.kind == "Scale" and not np.all(node.scale == np.round(node.scale)))
+        if (node.role in ("neuron", "readout") or weighted) and getattr(node, "fixed", None) is None:
+            raise UnsupportedOperator("quantize could not give this node fixed-point parameters (please report)", node=name)
+
+
 def _check_on_calibration(float_graph: Graph, g: Graph, ctx: PassContext) -> None:
-    """Prediction agreement and overflow of the fixed-point network on calibration data."""
+    """Prediction agreement of the fixed-point network with the float one on calibration data:
+    in the rate limit (two analog passes, no simulation) by default; with ``ctx.verify`` by
+    simulating both for T steps, which also counts fixed-point overflows."""
     if ctx.calibration is None:
         ctx.note(NAME, "no calibration data: accuracy and overflow not checked")
         return
-    from snc.backends.sim import simulate
-
-    x = np.asarray(ctx.calibration[:256])
+    o = ctx.config(NAME, Options)
+    x = np.asarray(ctx.calibration[: o.check_samples])
     labels = ctx.options.get("labels")
     t = int(ctx.timesteps)
-    before = simulate(float_graph, x, timesteps=t)
-    after = simulate(g, x, timesteps=t, arithmetic="fixed")
-    agree = float(np.mean(before.predictions == after.predictions))
-    msg = f"fixed-point predictions agree with the float network on {100 * agree:.1f}% of {len(x)} calibration samples (T={t})"
+    if ctx.verify:
+        before = ctx.simulate(float_graph, x, timesteps=t, purpose="quantize check (float)").predictions
+        result = ctx.simulate(g, x, timesteps=t, arithmetic="fixed", purpose="quantize check (fixed point)")
+        after, how, overflow = result.predictions, f"simulated, T={t}", result.overflow
+    else:
+        from snc.backends import analog
+
+        before = analog.predict(float_graph, x)
+        after = analog.predict(g, x)
+        how, overflow = "rate limit; --verify simulates", {}
+    agree = float(np.mean(before == after))
+    msg = f"fixed-point predictions agree with the float network on {100 * agree:.1f}% of {len(x)} calibration samples ({how})"
     data = {"agreement": agree}
     if labels is not None:
         y = np.asarray(labels)[: len(x)]
-        data["accuracy_before"] = float(np.mean(before.predictions == y))
-        data["accuracy_after"] = float(np.mean(after.predictions == y))
+        data["accuracy_before"] = float(np.mean(before == y))
+        data["accuracy_after"] = float(np.mean(after == y))
         msg += f"; accuracy {100 * data['accuracy_before']:.2f}% -> {100 * data['accuracy_after']:.2f}%"
     ctx.note(NAME, msg, **data)
-    for pop, counts in after.overflow.items():
+    for pop, counts in overflow.items():
         ctx.note(NAME, f"{pop!r} overflows on the calibration data: {counts['u_wraps']} current wraps (24 bit), "
                        f"{counts['v_saturations']} voltage saturations (23 bit) - results will differ from float", node=pop, overflow=counts)
     g.meta["quantized"]["calibration_agreement"] = agree

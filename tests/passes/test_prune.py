@@ -27,7 +27,7 @@ import snc
 import snc.ir as ir
 from snc.backends import analog
 from snc.backends.sim import simulate
-from snc.errors import SncError, UnsupportedOperator
+from snc.errors import InvalidOption, SncError, UnsupportedOperator
 from snc.estimate import estimate
 from snc.hw import load_profile, parse_profile
 from snc.passes import CONVERSION, PassContext, get
@@ -74,7 +74,7 @@ def network():
     ann, x = prunable_ann()
     q = snc.compile(ann, x, passes=list(CONVERSION) + ["quantize"], timesteps=T)
     assert list(q.nodes) == ["x", "fc1", "relu1", "fc2", "relu2", "fc3", "readout"]
-    ctx = PassContext(calibration=x, timesteps=T)
+    ctx = PassContext(calibration=x, timesteps=T, options={"prune_activity": True})
     pruned = get("prune")(q, ctx)
     return q, x, pruned, ctx
 
@@ -96,7 +96,53 @@ def synapses(g: ir.Graph, op: str, keep: dict[str, np.ndarray]) -> int:
 
 
 # ---------------------------------------------------------------------------------------------
-# Activity pruning.
+# Default pruning: only what is provably dead for every input in range.
+
+
+def test_default_pruning_removes_exactly_the_neurons_built_to_be_provably_dead():
+    ann, x = prunable_ann()
+    q = snc.compile(ann, x, passes=list(CONVERSION) + ["quantize"], timesteps=T)
+    ctx = PassContext(calibration=x, timesteps=T)
+    pruned = get("prune")(q, ctx)
+    # By construction (see prunable_ann), for x in [0, 1]^8: relu1[0], relu1[1], relu2[0] and
+    # relu2[1] have no positive input path and no positive bias; relu1[2] reaches nothing.
+    want1 = np.ones(12, bool)
+    want1[[0, 1, 2]] = False
+    want2 = np.ones(10, bool)
+    want2[[0, 1]] = False
+    np.testing.assert_array_equal(pruned.nodes["relu1"].keep, want1)
+    np.testing.assert_array_equal(pruned.nodes["relu2"].keep, want2)
+    kinds = [e for e in ctx.report if e.get("kinds")][0]["kinds"]
+    assert not any("activity" in k for k in kinds)
+    # Unseen inputs anywhere in the range: identical readouts, bit for bit, under both timings.
+    unseen = np.random.default_rng(7).random((200, 8)).astype(np.float32)
+    unseen[:20] = np.round(unseen[:20])  # corners of the box
+    for timing in ("sync", "delay"):
+        a = simulate(q, unseen, timesteps=T, arithmetic="fixed", timing=timing)
+        b = simulate(pruned, unseen, timesteps=T, arithmetic="fixed", timing=timing)
+        np.testing.assert_array_equal(a.outputs["readout"], b.outputs["readout"])
+
+
+def test_a_neuron_that_can_fire_for_some_input_in_range_is_kept_even_if_silent_on_the_data():
+    g = ir.Graph("box")
+    g.add("x", ir.Input(shape=(2,)))
+    # h0 = relu(x0 - 0.9): silent on data below 0.9, fires for x0 near 1; h1 = relu(-x1): dead.
+    g.add("fc1", ir.Dense(weight=np.array([[1.0, 0.0], [0.0, -1.0]], np.float32), bias=np.array([-0.9, 0.0], np.float32)), ["x"])
+    g.add("h", ir.ReLU(), ["fc1"])
+    g.add("fc2", ir.Dense(weight=np.ones((2, 2), np.float32)), ["h"])
+    g.outputs = ["fc2"]
+    data = np.random.default_rng(0).random((64, 2)).astype(np.float32) * 0.8
+    snn = snc.compile(g, np.concatenate([data, [[1.0, 1.0]]]).astype(np.float32), passes=list(CONVERSION))
+    ctx = PassContext(calibration=data, timesteps=T, options={"input_range": (0.0, 1.0)})
+    pruned = get("prune")(snn, ctx)
+    np.testing.assert_array_equal(pruned.nodes["h"].keep, [True, False])
+    # With the data's own range [0, 0.8) h0 cannot fire either.
+    pruned = get("prune")(snn, PassContext(calibration=data, timesteps=T))
+    np.testing.assert_array_equal(pruned.nodes["h"].keep, [False, False])
+
+
+# ---------------------------------------------------------------------------------------------
+# Activity pruning (opt-in).
 
 
 def test_never_spiking_and_unreaching_neurons_are_removed(network):
@@ -139,10 +185,12 @@ def test_the_report_counts_removed_neurons_and_synapses_per_layer(network):
         e = entries[name]
         assert e["neurons_removed"] == int(np.count_nonzero(~after[name]))
         assert (e["synapses_in"], e["synapses_out"]) == (n_in, n_out), name
-    (proof,) = [e for e in ctx.report if e["message"].startswith("proof")]
-    assert proof["neurons_removed"] == sum(int(np.count_nonzero(~after[n])) for n in HIDDEN) >= 5
-    assert proof["synapses_removed"] == sum(lost.values())
-    assert pruned.meta["pruned"] == {"neurons_removed": proof["neurons_removed"], "synapses_removed": sum(lost.values())}
+    (total,) = [e for e in ctx.report if e.get("kind") == "total"]
+    assert total["neurons_removed"] == sum(int(np.count_nonzero(~after[n])) for n in HIDDEN) >= 5
+    assert total["synapses_removed"] == sum(lost.values())
+    assert {k: pruned.meta["pruned"][k] for k in ("neurons_removed", "synapses_removed")} == {
+        "neurons_removed": total["neurons_removed"], "synapses_removed": sum(lost.values())}
+    assert any("activity" in k for k in pruned.meta["pruned"]["kinds"])
     # Zero synapses are reported per layer: fc2's zero column at least.
     zeros = {e["node"]: e["zero_weights"] for e in ctx.report if "zero_weights" in e}
     assert zeros["fc2"] == int(np.count_nonzero(mantissas(q, "fc2") == 0)) >= 10
@@ -255,7 +303,7 @@ def test_layer_scope_zeroes_the_requested_fraction_of_each_layer(network, sparsi
     a = simulate(q, x, timesteps=T, arithmetic="fixed").predictions
     b = simulate(pruned, x, timesteps=T, arithmetic="fixed").predictions
     assert entry["agreement"] == float(np.mean(a == b))
-    assert all(pruned.nodes[n].keep is None for n in HIDDEN)  # activity pruning was off
+    assert not any("activity" in k for k in pruned.meta["pruned"]["kinds"])  # activity pruning was off
 
 
 @pytest.mark.parametrize("sparsity", [0.3, 0.7])
@@ -289,7 +337,7 @@ def test_zero_sparsity_changes_nothing(network):
 @pytest.mark.parametrize("sparsity", [1.0, -0.1])
 def test_a_sparsity_outside_0_to_1_is_refused(network, sparsity):
     q, _, _, _ = network
-    with pytest.raises(UnsupportedOperator, match="prune_sparsity"):
+    with pytest.raises(InvalidOption, match="prune_sparsity"):
         magnitude(q, None, sparsity, "layer")
 
 
