@@ -45,8 +45,8 @@ clock; big block graphs get fewer rounds (a fixed budget of edge evaluations).
 Options (``ctx.options``): ``hw`` (profile name, path or HardwareProfile; "loihi"), ``max_chips``,
 ``weight_bits``, ``rates`` ({population: (n,) spikes per step}, or "uniform"), ``default_rate``
 (0.1 spikes per neuron and step, used without rates and calibration), ``placement_rounds`` (24).
-Without ``rates`` but with ``ctx.calibration`` the rates are measured by simulating the first 64
-calibration samples for ``ctx.timesteps`` steps.
+Without ``rates`` but with ``ctx.calibration`` the rates come from the shared calibration analysis
+(``ctx.analysis``: each neuron's rate limit clip(a / theta, 0, 1), averaged over the calibration set).
 
 Result: ``node.meta["mapping"] = {"blocks": [[start, stop, core], ...]}`` per population and
 ``graph.meta["mapping"]`` (hardware, chips, cores, per-core rows, objective); see ``utilisation``.
@@ -67,17 +67,37 @@ from snc.hw.mesh import Mesh
 from snc.ir import INPUT, NEURON, READOUT, Graph
 
 from . import PassContext
+from .options import option
 
 NAME = "map"
+
 DEFAULT_RATE = 0.1  # spikes per neuron and step when nothing better is known
-RATE_SAMPLES = 64  # calibration samples simulated to measure rates
 PLACEMENT_ROUNDS = 24
 # Swap rounds on big block graphs stop after about this many edge evaluations (deterministic).
-PLACEMENT_EDGE_BUDGET = 300_000_000
+PLACEMENT_EDGE_BUDGET = 30_000_000
 # Elements of one temporary boolean slice of a dense weight matrix (bounds memory on big layers).
 CHUNK_ELEMENTS = 1 << 22
 # Operators that pass a Dense operator's output (or input) through unchanged, index for index.
 _IDENTITY_OPS = ("Flatten", "Reshape", "Add")
+# Sliding-window operators whose synaptic pattern is read straight from the kernel.
+_WINDOW_OPS = ("Conv2d", "SumPool2d", "AvgPool2d")
+
+
+@dataclass
+class Options:
+    """Options of ``map`` (and ``hw``, the chip; ``map_strict``, whether not fitting is an error)."""
+
+    max_chips: int | None = option(None, "most chips the network may use (default: the profile's)", check=lambda v: v >= 1,
+                                   expect="an integer >= 1 or None")
+    weight_bits: int | None = option(None, "weight bits per synapse in memory (default: the quantised ones, else the chip's)",
+                                     check=lambda v: 1 <= v <= 64, expect="an integer 1..64 or None")
+    rates: Any = option(None, "{population: per-neuron spikes per step} or 'uniform' (default: from calibration)")
+    default_rate: float = option(DEFAULT_RATE, "spikes per neuron and step where nothing better is known",
+                                 check=lambda v: v >= 0 and math.isfinite(v), expect="a finite rate >= 0")
+    placement_rounds: int = option(PLACEMENT_ROUNDS, "rounds of pairwise swaps in placement", check=lambda v: v >= 0,
+                                   expect="an integer >= 0")
+
+
 RESOURCES = (
     ("neurons", "neurons_per_core", "neurons"),
     ("memory_bits", "synaptic_memory_bits", "synaptic memory"),
@@ -116,8 +136,10 @@ class Connectivity:
 
     Either ``dense``: a weight matrix (n_target, n_source) whose non-zeros are the synapses (a
     Dense operator reached only through Flatten/Reshape/Add; the graph's own array, not a copy),
-    or the pattern of the composed sparse matrix, kept by rows (CSR) and by columns (CSC) as
-    index arrays without values.
+    or the pattern of the composed sparse matrix, kept by rows (CSR) as index arrays without
+    values. Once the target is split (``starts``), the distinct source neurons of each target
+    block are kept too (``block_sources``): the fan-in and traffic of the target's blocks and
+    the fan-out of the source's blocks are all read from them.
     """
 
     def __init__(self, source: str, target: str, n_target: int, n_source: int, weight_bits: int,
@@ -129,13 +151,17 @@ class Connectivity:
         if dense is None:
             self.r_ptr = pattern.indptr.astype(np.int64)
             self.r_idx = np.asarray(pattern.indices, dtype=np.int32)
-            csc = pattern.tocsc()
-            self.c_ptr = csc.indptr.astype(np.int64)
-            self.c_idx = np.asarray(csc.indices, dtype=np.int32)
         self.starts: np.ndarray | None = None  # block starts of the target, once split
+        self._blocks: tuple | None = None  # (starts, ptr, sources), see block_sources
+        self._pairs: tuple | None = None  # (starts, pair_ptr, pair_prev), see _source_pairs
 
     def _row_step(self) -> int:
         return max(1, CHUNK_ELEMENTS // max(1, self.n_source))
+
+    def _by_sorting(self, synapses: int) -> bool:
+        """Whether distinct sources among ``synapses`` synapses are found by sorting them (few
+        synapses, many source neurons) rather than by a scan of an (n_source,) array."""
+        return synapses * 8 < self.n_source
 
     def row_synapses(self) -> np.ndarray:
         """Non-zero synapses onto each target neuron, (n_target,) int64."""
@@ -150,39 +176,51 @@ class Connectivity:
     def sources_of_rows(self, a: int, b: int) -> np.ndarray:
         """Sorted distinct source neurons with a synapse onto target neurons [a, b)."""
         if self.dense is None:
-            return _distinct(self.r_idx[self.r_ptr[a]:self.r_ptr[b]])
+            seg = self.r_idx[self.r_ptr[a]:self.r_ptr[b]]
+            if self._by_sorting(seg.size):
+                return _distinct(seg)
+            hit = np.zeros(self.n_source, dtype=bool)
+            hit[seg] = True
+            return np.flatnonzero(hit)
         hit = np.zeros(self.n_source, dtype=bool)
         step = self._row_step()
         for r in range(a, b, step):
             hit |= (self.dense[r:min(b, r + step)] != 0).any(axis=0)
         return np.flatnonzero(hit)
 
-    def first_rows(self, a: int, b: int) -> np.ndarray:
-        """For each distinct source neuron reaching target rows [a, b): the offset (from a) of
-        the first of those rows it reaches. fan-in of [a, a + L) = count of offsets < L."""
+    def first_reach(self, a: int, b: int) -> tuple[np.ndarray, np.ndarray]:
+        """(sources, offsets): the sorted distinct source neurons reaching target rows [a, b)
+        and for each the offset (from a) of the first of those rows it reaches. The sources of
+        rows [a, a + L) are those with offset < L; fan-in of [a, a + L) = count of offsets < L."""
+        unseen = b - a
         if self.dense is None:
             seg = self.r_idx[self.r_ptr[a]:self.r_ptr[b]]
-            rows = np.repeat(np.arange(b - a, dtype=np.int64), np.diff(self.r_ptr[a:b + 1]))
-            return rows[_first_positions(seg)]
-        unseen = b - a
-        first = np.full(self.n_source, unseen, dtype=np.int64)
-        step = self._row_step()
-        for r in range(a, b, step):
-            nz = self.dense[r:min(b, r + step)] != 0
-            new = nz.any(axis=0) & (first == unseen)
-            if new.any():
-                first[new] = (r - a) + nz[:, new].argmax(axis=0)
-        return first[first < unseen]
+            itype = np.int32 if unseen < 2**31 else np.int64
+            rows = np.repeat(np.arange(unseen, dtype=itype), np.diff(self.r_ptr[a:b + 1]))
+            if self._by_sorting(seg.size):
+                at = _first_positions(seg)
+                return seg[at].astype(np.int64), rows[at]
+            first = np.full(self.n_source, unseen, dtype=itype)
+            np.minimum.at(first, seg, rows)
+        else:
+            first = np.full(self.n_source, unseen, dtype=np.int64)
+            step = self._row_step()
+            for r in range(a, b, step):
+                nz = self.dense[r:min(b, r + step)] != 0
+                new = nz.any(axis=0) & (first == unseen)
+                if new.any():
+                    first[new] = (r - a) + nz[:, new].argmax(axis=0)
+        sources = np.flatnonzero(first < unseen)
+        return sources, first[sources]
 
     def first_cols(self, a: int, b: int) -> np.ndarray:
         """For each target block reached from source neurons [a, b): the offset (from a) of the
         first of those neurons reaching it. fan-out of [a, a + L) = count of offsets < L."""
-        starts = self.starts
         if self.dense is None:
-            seg = self.c_idx[self.c_ptr[a]:self.c_ptr[b]]
-            cols = np.repeat(np.arange(b - a, dtype=np.int64), np.diff(self.c_ptr[a:b + 1]))
-            blocks = np.searchsorted(starts, seg, side="right") - 1
-            return cols[_first_positions(blocks)]
+            pair_ptr, pair_prev = self._source_pairs()
+            lo, hi = pair_ptr[a], pair_ptr[b]
+            first = np.flatnonzero(pair_prev[lo:hi] < a) + lo  # a block's first pair in [a, b)
+            return np.searchsorted(pair_ptr[a + 1:b + 1], first, side="right").astype(np.int64)
         hit = self._block_hits(a, b)
         reached = hit.any(axis=1)
         return hit[reached].argmax(axis=1).astype(np.int64)
@@ -190,6 +228,38 @@ class Connectivity:
     def blocks_of_cols(self, a: int, b: int) -> int:
         """Number of distinct target blocks reached from source neurons [a, b)."""
         return int(self.first_cols(a, b).size)
+
+    def keep_block_sources(self, starts: np.ndarray, parts: list[np.ndarray]) -> None:
+        """Record the sorted distinct source neurons of each block of the split ``starts`` (the
+        splitter has them at hand); ``block_sources`` then returns them."""
+        ptr = np.zeros(len(parts) + 1, dtype=np.int64)
+        np.cumsum([p.size for p in parts], out=ptr[1:])
+        sources = np.concatenate(parts).astype(np.int32) if parts else np.zeros(0, np.int32)
+        self._blocks = (starts, ptr, sources)
+
+    def block_sources(self) -> tuple[np.ndarray, np.ndarray]:
+        """(ptr, sources): the sorted distinct source neurons of target block k (the split
+        ``starts``) are sources[ptr[k]:ptr[k + 1]]. Computed once per split."""
+        if self._blocks is None or self._blocks[0] is not self.starts:
+            bounds = np.append(self.starts, self.n_target).astype(np.int64)
+            self.keep_block_sources(self.starts, [self.sources_of_rows(int(s), int(e)) for s, e in zip(bounds[:-1], bounds[1:])])
+        return self._blocks[1], self._blocks[2]
+
+    def _source_pairs(self) -> tuple[np.ndarray, np.ndarray]:
+        """The distinct (source neuron, target block) pairs, ordered by source neuron then block:
+        those of source neuron s are [pair_ptr[s], pair_ptr[s + 1]); pair_prev is the previous
+        source neuron reaching the same block (-1 for the first). The blocks reached from source
+        neurons [a, b), each once, are their pairs with pair_prev < a."""
+        if self._pairs is None or self._pairs[0] is not self.starts:
+            ptr, sources = self.block_sources()
+            prev = np.empty(sources.size, dtype=np.int32)  # within each block's sorted sources
+            if sources.size:
+                prev[1:] = sources[:-1]
+                prev[ptr[:-1][np.diff(ptr) > 0]] = -1
+            # Block-major -> source-major: scipy's CSR -> CSC transposition carries prev along.
+            by_source = sp.csr_matrix((prev, sources, ptr), shape=(len(ptr) - 1, self.n_source)).tocsc()
+            self._pairs = (self.starts, by_source.indptr.astype(np.int64), np.asarray(by_source.data, dtype=np.int32))
+        return self._pairs[1], self._pairs[2]
 
     def _block_hits(self, a: int, b: int) -> np.ndarray:
         """(target blocks, b - a) bool: source neuron a + j has a synapse onto block k."""
@@ -234,17 +304,72 @@ class _Population:
         return np.concatenate(([0], np.cumsum(ones)))
 
 
-def _direct_dense(graph: Graph, source: str, target: str, nodes: list[str]) -> np.ndarray | None:
-    """The weight matrix of the projection when it is one Dense operator reached only through
-    index-preserving operators along a single path (then it *is* the synaptic matrix)."""
-    kinds = [graph.nodes[o].kind for o in nodes]
-    if kinds.count("Dense") != 1 or any(k != "Dense" and k not in _IDENTITY_OPS for k in kinds):
+def _single_op(graph: Graph, source: str, target: str, nodes: list[str], kinds: tuple[str, ...]) -> str | None:
+    """The projection's one operator of a kind in ``kinds`` when it is reached only through
+    index-preserving operators (``_IDENTITY_OPS``) along a single path, else None: then that
+    operator's own matrix *is* the projection's."""
+    found = [o for o in nodes if graph.nodes[o].kind in kinds]
+    if len(found) != 1 or any(graph.nodes[o].kind not in kinds and graph.nodes[o].kind not in _IDENTITY_OPS for o in nodes):
         return None
     reach = {source, *nodes}
     for o in nodes + [target]:
         if sum(1 for i in graph.inputs_of(o) if i in reach) != 1:
             return None
-    return graph.nodes[nodes[kinds.index("Dense")]].weight
+    return found[0]
+
+
+def _direct_dense(graph: Graph, source: str, target: str, nodes: list[str]) -> np.ndarray | None:
+    """The weight matrix of the projection when it is one Dense operator reached only through
+    index-preserving operators along a single path (then it *is* the synaptic matrix)."""
+    op = _single_op(graph, source, target, nodes, ("Dense",))
+    return None if op is None else graph.nodes[op].weight
+
+
+def _window_pattern(node: Any, in_shape: tuple, out_shape: tuple) -> sp.csr_matrix:
+    """The synapses of one Conv2d / SumPool2d / AvgPool2d operator as a CSR pattern of 1-byte ones
+    with sorted columns, built straight from the kernel's non-zeros (the same pattern as
+    ``linear_maps.matrix``'s: each (output, input) pair meets at most one kernel entry, so no sum
+    can cancel; pooling's weights are all positive). Output neuron (o, i, j) reads input
+    (g(o) * C_in_g + c, i * sy + m * dy - top, j * sx + n * dx - left) for each non-zero
+    (c, m, n) of kernel o inside the input; per output channel, in (c, m, n) order = column order."""
+    c_in, h, w = in_shape
+    c_out, ho, wo = out_shape
+    if node.kind == "Conv2d":
+        nonzero = node.weight.reshape(c_out, -1) != 0
+        c_in_g, kh, kw = node.weight.shape[1:]
+        groups, (dy, dx) = int(node.groups), node.dilation
+    else:  # pooling: every window position, per channel
+        kh, kw = node.kernel
+        nonzero = np.ones((c_out, kh * kw), dtype=bool)
+        c_in_g, groups, dy, dx = 1, c_out, 1, 1
+    sy, sx = node.stride
+    top, left = node.padding[0], node.padding[1]
+    per_group = c_out // groups
+    itype = np.int32 if c_in * h * w < 2**30 and c_out * ho * wo < 2**31 else np.int64
+    y0 = np.arange(ho, dtype=np.int64) * sy - top  # input row of kernel row 0, per output row
+    x0 = np.arange(wo, dtype=np.int64) * sx - left
+    in_y = (y0[:, None] + np.arange(kh) * dy >= 0) & (y0[:, None] + np.arange(kh) * dy < h)  # (ho, kh)
+    in_x = (x0[:, None] + np.arange(kw) * dx >= 0) & (x0[:, None] + np.arange(kw) * dx < w)  # (wo, kw)
+    base = (y0[:, None] * w + x0[None, :]).reshape(-1).astype(itype)  # (ho * wo,)
+    # Synapses per output neuron: kernel entries at (m, n), over the (m, n) inside the input.
+    per_mn = nonzero.reshape(c_out, c_in_g, kh, kw).sum(axis=1)
+    counts = np.einsum("im,omn,jn->oij", in_y.astype(np.int64), per_mn, in_x.astype(np.int64))
+    indptr = np.zeros(counts.size + 1, dtype=np.int64)
+    np.cumsum(counts.reshape(-1), out=indptr[1:])
+    indices = np.empty(int(indptr[-1]), dtype=itype)
+    positions = ho * wo
+    for o in range(c_out):
+        k = np.flatnonzero(nonzero[o])
+        if not k.size:
+            continue
+        c, mn = np.divmod(k, kh * kw)
+        m, n = np.divmod(mn, kw)
+        offset = (((o // per_group) * c_in_g + c) * (h * w) + m * dy * w + n * dx).astype(itype)
+        valid = (in_y[:, None, m] & in_x[None, :, n]).reshape(-1)
+        np.compress(valid, (base[:, None] + offset[None, :]).reshape(-1),
+                    out=indices[indptr[o * positions]:indptr[(o + 1) * positions]])
+    return sp.csr_matrix((np.ones(indices.size, np.int8), indices.astype(np.int32, copy=False), indptr),
+                         shape=(c_out * ho * wo, c_in * h * w))
 
 
 def _weight_bits(graph: Graph, nodes: list[str], default: int, override: Any) -> int:
@@ -258,7 +383,11 @@ def _synaptic_pattern(graph: Graph, shapes: dict, source: str, target: str, node
     """Where the composed matrix of the projection (``linear_maps``, float64) is non-zero, as a
     CSR matrix of 1-byte ones (the float values are dropped here, before anything else is
     allocated). A single operator's own matrix when it is the only one on the way (saves the
-    product with the identity)."""
+    product with the identity); a convolution or pooling reached through index-preserving
+    operators only is read from its kernel (``_window_pattern``), without float matrices."""
+    op = _single_op(graph, source, target, nodes, _WINDOW_OPS)
+    if op is not None:
+        return _window_pattern(graph.nodes[op], shapes[graph.inputs_of(op)[0]], shapes[op])
     m = None
     if len(nodes) == 1:
         op = nodes[0]
@@ -368,7 +497,8 @@ def _kth_offset(offsets: list[np.ndarray], limit: int) -> int | None:
 
 
 def _split(pop: _Population, lim: _Limits) -> np.ndarray:
-    """Greedy maximal contiguous blocks under the four per-core limits (destinations split)."""
+    """Greedy maximal contiguous blocks under the four per-core limits (destinations split).
+    Each incoming projection keeps the distinct sources of every block found on the way."""
     n = pop.size
     pop.synapses = np.zeros(n, dtype=np.int64)
     pop.bits = np.zeros(n, dtype=np.int64)
@@ -390,6 +520,7 @@ def _split(pop: _Population, lim: _Limits) -> np.ndarray:
     cum = np.concatenate(([0], np.cumsum(pop.bits)))
     present = pop.present_cumsum()
     starts = []
+    block_sources: list[list[np.ndarray]] = [[] for _ in pop.incoming]
     a = 0
     guess = min(n, lim.neurons)
     while a < n:
@@ -404,7 +535,8 @@ def _split(pop: _Population, lim: _Limits) -> np.ndarray:
         while True:
             b = a + w
             end = b
-            cut = _kth_offset([c.first_rows(a, b) for c in pop.incoming], lim.fan_in)
+            reach = [c.first_reach(a, b) for c in pop.incoming]
+            cut = _kth_offset([offsets for _, offsets in reach], lim.fan_in)
             if cut is not None:
                 end = min(end, a + cut)
             cut = _kth_offset([c.first_cols(a, b) for c in pop.outgoing], lim.fan_out)
@@ -418,10 +550,15 @@ def _split(pop: _Population, lim: _Limits) -> np.ndarray:
             raise MappingError(
                 f"neuron {a} of the layer sends to {need} cores (output axons); "
                 f"a {lim.hw} core offers {lim.fan_out} (max_fan_out)", node=pop.name)
+        for kept, (sources, offsets) in zip(block_sources, reach):
+            kept.append(sources[offsets < end - a])  # pruned rows after end have no synapses
         starts.append(a)
         guess = end - a
         a = end
-    return np.asarray(starts, dtype=np.int64)
+    starts = np.asarray(starts, dtype=np.int64)
+    for conn, kept in zip(pop.incoming, block_sources):
+        conn.keep_block_sources(starts, kept)
+    return starts
 
 
 # ---------------------------------------------------------------------------------------------
@@ -445,20 +582,20 @@ def _block_stats(pops: dict[str, _Population], rates: dict[str, np.ndarray]) -> 
     us, vs, ts = [], [], []
     for name, pop in pops.items():
         for conn in pop.incoming:
+            ptr, cols = conn.block_sources()  # target block k: sorted distinct sources
+            fan_in = np.diff(ptr)
+            for k in range(len(fan_in)):
+                rows[offset[name] + k]["fan_in"] += int(fan_in[k])
             src = pops.get(conn.source)  # None for the host (Input)
-            src_starts = src.starts if src is not None else None
-            rate = rates.get(conn.source) if src is not None else None
-            for k, (s, e) in enumerate(pop.bounds):
-                cols = conn.sources_of_rows(s, e)
-                v = offset[name] + k
-                rows[v]["fan_in"] += int(cols.size)
-                if src is None or not cols.size:
-                    continue
-                u = np.searchsorted(src_starts, cols, side="right") - 1
-                seg = np.concatenate(([0], np.flatnonzero(np.diff(u)) + 1))
-                us.append(offset[conn.source] + u[seg])
-                vs.append(np.full(seg.size, v, dtype=np.int64))
-                ts.append(np.add.reduceat(rate[cols], seg))
+            if src is None or not cols.size:
+                continue
+            # One (u, v) entry per run of sources in one source block u, within each block v.
+            u = np.searchsorted(src.starts, cols, side="right") - 1
+            v = np.repeat(np.arange(len(fan_in), dtype=np.int64), fan_in)
+            seg = np.flatnonzero(np.concatenate(([True], (u[1:] != u[:-1]) | (v[1:] != v[:-1]))))
+            us.append(offset[conn.source] + u[seg])
+            vs.append(offset[name] + v[seg])
+            ts.append(np.add.reduceat(rates[conn.source][cols], seg))
     u = np.concatenate(us) if us else np.zeros(0, np.int64)
     v = np.concatenate(vs) if vs else np.zeros(0, np.int64)
     t = np.concatenate(ts) if ts else np.zeros(0, np.float64)
@@ -529,8 +666,9 @@ class _Placer:
         """(candidate number, edge index) of every edge of the given items."""
         counts = self.degree[items]
         cand = np.repeat(np.arange(len(items), dtype=np.int32), counts)
-        starts = np.repeat(self.ptr[items] - (np.cumsum(counts) - counts), counts)
-        return cand, starts + np.arange(int(counts.sum()))
+        e = np.arange(int(counts.sum()), dtype=np.int64)
+        e += np.take(self.ptr[items] - (np.cumsum(counts) - counts), cand)
+        return cand, e
 
     def _side(self, i: np.ndarray, j: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         """Change of the costs of i's edges when i and j swap cores, an i-j edge counted as
@@ -538,9 +676,23 @@ class _Placer:
         cand, e = self._expand(i)
         n = self.nbr[e]
         xn, yn = x[n], y[n]
-        change = np.abs(x[j][cand] - xn) + np.abs(y[j][cand] - yn)
-        change -= np.abs(x[i][cand] - xn) + np.abs(y[i][cand] - yn)
-        change[n == j[cand]] = 0
+        # |x_j - x_n| + |y_j - y_n| - |x_i - x_n| - |y_i - y_n| per edge, in place (int32).
+        change = np.take(x[j], cand)
+        change -= xn
+        np.abs(change, out=change)
+        part = np.take(y[j], cand)
+        part -= yn
+        np.abs(part, out=part)
+        change += part
+        np.take(x[i], cand, out=part)
+        part -= xn
+        np.abs(part, out=part)
+        change -= part
+        np.take(y[i], cand, out=part)
+        part -= yn
+        np.abs(part, out=part)
+        change -= part
+        change[n == np.take(j, cand)] = 0
         return np.bincount(cand, self.w[e] * change, minlength=len(i))
 
     def _candidates(self, kind: str, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -661,15 +813,15 @@ def _rates(graph: Graph, ctx: PassContext, pops: dict[str, _Population]) -> tupl
                 raise MappingError(f"rates must be {pops[name].size} finite non-negative values (spikes per step)", node=name)
             rates[name] = r
         return rates, "given"
-    if given is None and ctx.calibration is not None and len(ctx.calibration):
-        from snc.backends.sim import simulate
-
-        res = simulate(graph, np.asarray(ctx.calibration)[:RATE_SAMPLES], timesteps=ctx.timesteps)
-        for name in pops:
-            st = res.populations.get(name)
-            if st is not None and st.neuron_spikes.size == pops[name].size:
-                rates[name] = st.neuron_spikes.astype(np.float64) / max(1, st.samples * st.timesteps)
-        return rates, f"simulated ({min(len(ctx.calibration), RATE_SAMPLES)} calibration samples, {ctx.timesteps} steps)"
+    if given is None:
+        # The shared calibration analysis: rate-limit rates, from balance's thresholds (no simulation).
+        measured = ctx.analysis.rates(graph) if ctx.calibration is not None and len(ctx.calibration) else None
+        if measured is not None:
+            for name in pops:
+                r = measured.get(name)
+                if r is not None and r.size == pops[name].size:
+                    rates[name] = np.asarray(r, dtype=np.float64)
+            return rates, f"rate limit of {len(ctx.calibration)} calibration samples (calibration analysis)"
     return rates, f"uniform {default:g}"
 
 

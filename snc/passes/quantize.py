@@ -296,32 +296,37 @@ def _decays(node, name) -> tuple[int, int]:
 
 def _static_input_peaks(g: Graph, ctx: PassContext) -> dict[str, float]:
     """Largest per-neuron current that direct (analog) inputs bring each population, on the
-    calibration data (it becomes part of the per-sample bias): the values of the operators
-    feeding the populations whose only source is a direct input, from one analog pass."""
+    calibration data (it becomes part of the per-sample bias): the operators between the input
+    and the populations whose only source is a direct input, evaluated on the first 256 samples."""
     if ctx.calibration is None:
         return {}
-    from snc.backends import analog
-
     direct = {n for n in g.input_names if g.nodes[n].encoding == "direct"}
     fed: dict[str, list[str]] = {}
     for p in _populations(g):
         ops = _incoming_ops(g, p)
         sources = {i for o in ops for i in g.inputs_of(o) if g.nodes[i].role in ("input", "neuron")}
         sources |= {i for i in g.inputs_of(p) if g.nodes[i].role in ("input", "neuron")}
-        if sources and sources <= direct:
+        if sources & direct:
             fed[p] = [i for i in g.inputs_of(p)]
-        elif sources & direct:
-            raise UnsupportedOperator("a population fed by a direct input and by spiking populations has no fixed-point "
-                                      "form (its input would be part bias, part synaptic)", node=p)
     if not fed:
         return {}
-    keep = sorted({i for ins in fed.values() for i in ins})
-    x = np.asarray(ctx.calibration[:256], dtype=np.float32)
-    values = analog.evaluate(g, x, keep=keep, mode="relu")
+    import torch
+
+    from snc.backends import dense_ops
+
+    x = torch.from_numpy(np.ascontiguousarray(ctx.calibration[:256], dtype=np.float32))
+    shapes = g.infer_shapes()
     peaks = {}
-    for p, ins in fed.items():
-        total = sum(values[i].reshape(len(x), -1).astype(np.float64) for i in ins)
-        peaks[p] = float(np.abs(total).max(initial=0.0))
+    with torch.inference_mode():
+        for p, ins in fed.items():
+            # Only the operators between the input and p (usually one convolution); spiking
+            # sources contribute nothing to the bias.
+            values = {n: x for n in direct}
+            for op in _incoming_ops(g, p):
+                xs = [values[i] if i in values else torch.zeros((len(x),) + tuple(shapes[i])) for i in g.inputs_of(op)]
+                values[op] = dense_ops.apply(g.nodes[op], xs)
+            total = sum(values[i].reshape(len(x), -1).double() for i in ins if i in values)
+            peaks[p] = float(total.abs().max()) if total.numel() else 0.0
     return peaks
 
 

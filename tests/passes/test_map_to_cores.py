@@ -487,7 +487,16 @@ def test_rates_measured_on_calibration_data(rng):
     assert mapped.meta["mapping"]["rates"] == "uniform 0.1"
     ctx = PassContext(calibration=calib, timesteps=16, options={"hw": tiny_profile(neurons_per_core=4)})
     mapped = map_to_cores(g, ctx)
-    assert mapped.meta["mapping"]["rates"].startswith("simulated (8 calibration samples, 16 steps)")
+    assert mapped.meta["mapping"]["rates"] == "rate limit of 8 calibration samples (calibration analysis)"
+    # The same placement as with the rate limit given explicitly (mean over samples of clip(I / theta, 0, 1)).
+    from snc.backends import analog
+
+    pops = [n for n in g.nodes if g.nodes[n].role == "neuron"]
+    limit = analog.evaluate(g, calib, keep=pops, mode="rate")
+    given = {p: limit[p].reshape(len(calib), -1).mean(axis=0) for p in pops}
+    assert any(r.std() > 0 for r in given.values())  # not uniform: the rates matter
+    explicit = map_to_cores(g, PassContext(options={"hw": tiny_profile(neurons_per_core=4), "rates": given}))
+    assert mapped.meta["mapping"]["objective"] == explicit.meta["mapping"]["objective"]
 
 
 @pytest.mark.parametrize("chunk", [1, 7, 50])
@@ -596,3 +605,98 @@ def test_swaps_pull_a_hub_to_the_middle_of_its_partners(rng):
     hub = mapped.nodes["hub"].meta["mapping"]["blocks"][0][2]
     _, x, y = mesh.coordinates(hub)
     assert 1 <= x <= 2 and 1 <= y <= 2, f"hub on tile ({x}, {y})"
+
+
+# ---------------------------------------------------------------------------------------------
+# Fast paths give what the general code gives.
+
+
+@settings(max_examples=120, deadline=None)
+@given(data=st.data())
+def test_window_pattern_is_the_linear_map_pattern(data):
+    # Convolutions and pooling are read straight from the kernel; the pattern must be exactly the
+    # non-zeros of linear_maps' float matrix (same rows, same sorted columns).
+    import scipy.sparse as sp
+
+    from snc.backends import linear_maps
+    from snc.passes.map_to_cores import _window_pattern
+
+    seed = data.draw(st.integers(0, 2**31 - 1), label="seed")
+    rng = np.random.default_rng(seed)
+    h, w = data.draw(st.integers(1, 9), label="h"), data.draw(st.integers(1, 9), label="w")
+    kind = data.draw(st.sampled_from(["Conv2d", "SumPool2d", "AvgPool2d"]), label="kind")
+    kh, kw = data.draw(st.integers(1, min(h, 4)), label="kh"), data.draw(st.integers(1, min(w, 4)), label="kw")
+    stride = (data.draw(st.integers(1, 3), label="sy"), data.draw(st.integers(1, 3), label="sx"))
+    pad = tuple(data.draw(st.integers(0, k // 2), label="pad") for k in (kh, kw, kh, kw))
+    if kind == "Conv2d":
+        groups = data.draw(st.sampled_from([1, 2]), label="groups")
+        c_in, c_out = groups * data.draw(st.integers(1, 3), label="cin"), groups * data.draw(st.integers(1, 3), label="cout")
+        dil = (data.draw(st.integers(1, 2), label="dy"), data.draw(st.integers(1, 2), label="dx"))
+        if (kh - 1) * dil[0] + 1 > h + pad[0] + pad[2] or (kw - 1) * dil[1] + 1 > w + pad[1] + pad[3]:
+            dil = (1, 1)
+        node = ir.Conv2d(weight=_w(rng, (c_out, c_in // groups, kh, kw), data.draw(st.sampled_from([0.0, 0.3, 1.0]))),
+                         stride=stride, padding=pad, dilation=dil, groups=groups)
+    else:
+        c_in = data.draw(st.integers(1, 3), label="c")
+        cls = ir.SumPool2d if kind == "SumPool2d" else ir.AvgPool2d
+        extra = {} if kind == "SumPool2d" else {"count_include_pad": data.draw(st.booleans())}
+        node = cls(kernel=(kh, kw), stride=stride, padding=pad, **extra)
+    out_shape = tuple(node.infer_shape("op", [(c_in, h, w)]))
+    got = _window_pattern(node, (c_in, h, w), out_shape)
+    want = sp.csr_matrix(linear_maps.matrix(node, [(c_in, h, w)], out_shape, 0, "op"))
+    want.eliminate_zeros()
+    want.sort_indices()
+    assert got.shape == want.shape
+    np.testing.assert_array_equal(got.indptr, want.indptr)
+    np.testing.assert_array_equal(got.indices, want.indices)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(g=spiking_nets(), data=st.data())
+def test_sorting_and_scanning_for_distinct_sources_map_the_same(g, data):
+    # Distinct source neurons of a window are found by a sort (few synapses, many sources) or by
+    # a scan of an (n_source,) array; which one is used must not change anything.
+    import snc.passes.map_to_cores as module
+
+    prof = tiny_profile(neurons_per_core=data.draw(st.integers(2, 16), label="neurons"), mesh_tiles=(3, 3), cores_per_tile=2)
+    results = []
+    for sort in (False, True):
+        original = module.Connectivity._by_sorting
+        module.Connectivity._by_sorting = (lambda self, synapses: True) if sort else (lambda self, synapses: False)
+        try:
+            mapped, _ = run_map(g, hw=prof)
+        except MappingError as exc:
+            mapped = str(exc)
+        finally:
+            module.Connectivity._by_sorting = original
+        results.append(mapped)
+    if isinstance(results[0], str):
+        assert results[0] == results[1]
+        return
+    assert json.dumps(results[0].meta["mapping"]) == json.dumps(results[1].meta["mapping"])
+    for p in results[0].nodes:
+        assert results[0].nodes[p].meta.get("mapping") == results[1].nodes[p].meta.get("mapping")
+
+
+def test_block_traffic_of_a_conv_net_matches_the_mapping(rng):
+    # block_traffic recomputes the block sources without a split; its objective is the pass's.
+    g = ir.Graph("conv")
+    g.add("x", ir.Input(shape=(2, 8, 8), encoding="spikes"))
+    g.add("c1", ir.Conv2d(weight=_w(rng, (4, 2, 3, 3), 0.7), padding=1), ["x"])
+    g.add("p1", ir.IF(shape=(4, 8, 8)), ["c1"])
+    g.add("c2", ir.Conv2d(weight=_w(rng, (4, 4, 3, 3), 0.7), padding=1, stride=2), ["p1"])
+    g.add("p2", ir.IF(shape=(4, 4, 4)), ["c2"])
+    g.add("pool", ir.SumPool2d(kernel=2, stride=2), ["p2"])
+    g.add("flat", ir.Flatten(), ["pool"])
+    g.add("fc", ir.Dense(weight=_w(rng, (5, 16), 1.0)), ["flat"])
+    g.add("out", ir.Readout(shape=(5,)), ["fc"])
+    g.outputs = ["out"]
+    prof = tiny_profile(neurons_per_core=24, max_fan_in=72, mesh_tiles=(3, 3), cores_per_tile=2)
+    mapped, _ = run_map(g, hw=prof)
+    check_mapping(g, mapped, prof, Need(g, 8 + 6))
+    blocks, traffic = block_traffic(mapped)
+    mesh = Mesh.from_profile(prof)
+    core = np.array([b["core"] for b in blocks])
+    t = traffic.tocoo()
+    ew, ns, _ = mesh.hops(core[t.row], core[t.col])
+    assert mapped.meta["mapping"]["objective"] == pytest.approx(float((t.data * (ew + ns)).sum()))
