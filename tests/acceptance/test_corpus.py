@@ -85,12 +85,62 @@ def test_mnist_models_keep_onnxruntime_accuracy(model, request):
     assert abs(r.accuracy - reference) <= 0.010
 
 
-def test_mnist_convnet_quantised_to_8_bits_keeps_the_float_snn_accuracy(convnet):
+def _quantised(fixture, timesteps):
+    path, snn, calib, x_test, y_test, r_float = fixture
+    q8 = snc.compile(snn, calib=calib, passes=["quantize"], weight_bits=8, timesteps=timesteps)
+    r8 = simulate(q8, x_test, labels=y_test, timesteps=timesteps, batch_size=16, arithmetic="fixed")
+    return q8, r8
+
+
+@pytest.fixture(scope="module")
+def convnet_q8(convnet):
+    return _quantised(convnet, 32)
+
+
+@pytest.fixture(scope="module")
+def mlp256_q8(mlp256):
+    return _quantised(mlp256, 64)
+
+
+@pytest.mark.parametrize("model", ["convnet", "mlp256"])
+def test_default_pruning_changes_no_prediction_on_the_9000_unseen_images(model, request):
+    """Issue 9: the default prune pass removes only what is provably dead for every input in the
+    calibration data's range, so no prediction of the 9000 images it never saw changes (fixed point)."""
+    path, snn, calib, x_test, y_test, _ = request.getfixturevalue(model)
+    q8, r8 = request.getfixturevalue(f"{model}_q8")
+    pruned = snc.compile(q8, calib=calib, passes=["prune"], timesteps=r8.timesteps, verify=False)
+    kinds = pruned.meta["pruned"]["kinds"]
+    assert not any("activity" in k for k in kinds)
+    r = simulate(pruned, x_test, labels=y_test, timesteps=r8.timesteps, batch_size=16, arithmetic="fixed")
+    print(f"{path.name}: default pruning removed {pruned.meta['pruned']['neurons_removed']} neurons; "
+          f"{int(np.sum(r.predictions != r8.predictions))} of {len(x_test)} predictions changed")
+    np.testing.assert_array_equal(r.predictions, r8.predictions)
+    np.testing.assert_array_equal(r.outputs["readout"], r8.outputs["readout"])
+
+
+def test_activity_pruning_reports_accuracy_on_held_back_calibration_data(mlp256_q8, mlp256, mnist):
+    """Issue 9: activity pruning (opt-in) with labels holds back 20% of the calibration data and
+    reports the accuracy there before and after; the numbers are those of an independent run."""
+    path, snn, calib, x_test, y_test, _ = mlp256
+    q8, _ = mlp256_q8
+    y_calib = mnist[1][:1000]
+    pruned = snc.compile(q8, calib=calib, passes=["prune"], timesteps=64, verify=False, prune_activity=True, labels=y_calib)
+    (entry,) = [e for e in pruned.meta["report"] if "heldout_accuracy_after" in e]
+    assert entry["heldout_samples"] == 200
+    hold_x, hold_y = calib[800:], y_calib[800:]
+    before = simulate(q8, hold_x, labels=hold_y, timesteps=64, arithmetic="fixed").accuracy
+    after = simulate(pruned, hold_x, labels=hold_y, timesteps=64, arithmetic="fixed").accuracy
+    assert entry["heldout_accuracy_before"] == before and entry["heldout_accuracy_after"] == after
+    assert pruned.meta["pruned"]["neurons_removed"] > 0
+    print(f"{path.name}: activity pruning removed {pruned.meta['pruned']['neurons_removed']} neurons; "
+          f"held-back accuracy {before:.4f} -> {after:.4f}")
+
+
+def test_mnist_convnet_quantised_to_8_bits_keeps_the_float_snn_accuracy(convnet, convnet_q8):
     """Issue 4: 8-bit Loihi fixed point within 0.5 point of the float SNN on the same 9000 images;
     4 bits reported."""
     path, snn, calib, x_test, y_test, r_float = convnet
-    q8 = snc.compile(snn, calib=calib, passes=["quantize"], weight_bits=8, timesteps=32)
-    r8 = simulate(q8, x_test, labels=y_test, timesteps=32, batch_size=16, arithmetic="fixed")
+    q8, r8 = convnet_q8
     q4 = snc.compile(snn, calib=calib, passes=["quantize"], weight_bits=4, timesteps=32)
     r4 = simulate(q4, x_test[:3000], labels=y_test[:3000], timesteps=32, batch_size=16, arithmetic="fixed")
     print(f"{path.name}: float SNN {r_float.accuracy:.4f}, 8-bit fixed {r8.accuracy:.4f}, "

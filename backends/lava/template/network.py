@@ -103,6 +103,10 @@ def build(spec: dict, params: dict, sample: np.ndarray, steps: int, cfg: str):
                 bias_v = (mant << exp) if exp >= 0 else (mant >> -exp)
                 if extra_i is not None:
                     bias_v = bias_v + extra_i
+                    if not any(c["target"] == i for c in spec["connections"]):
+                        # Constant drive only: <= 0 never fires, so the host programs max(drive, 0)
+                        # (exact; the integrating current cannot wrap downwards).
+                        bias_v = np.maximum(bias_v, 0)
                 lif = LIF(shape=(n,), du=-1, dv=4096, vth=vth, bias_mant=0, bias_exp=0)
                 const = (bias_v >> 6).astype(np.int32)
                 m, k = int(params[f"pop{i}_recurrent_mant"]), int(params[f"pop{i}_recurrent_exp"])
