@@ -13,7 +13,14 @@ TORCH_PIN := torch==2.13.0
 LAVA_VENV := .venv-lava
 LAVA_PIN := lava-nc==0.10.0
 
-.PHONY: demo test venv lava bench clean
+# Peer ANN->SNN converters for benchmarks/vs_peers.py, with their small dependencies. The peers'
+# own requirements (torchvision, torchaudio, tensorboard, samna, ...) would replace the pinned
+# torch, so they go in with --no-deps (the pyproject "peers" extra names the same versions).
+PEERS_PIN := spikingjelly==2.0.0 sinabs==3.1.3
+PEERS_DEPS := loguru requests h5py tqdm matplotlib pbr
+PEERS_NODEPS := nir==1.0.8 nirtorch==2.6
+
+.PHONY: demo test venv lava bench bench-peers peers clean
 
 venv: $(VENV)/.installed
 
@@ -48,6 +55,19 @@ test: $(VENV)/.installed $(LAVA_VENV)/.installed
 bench: $(VENV)/.installed $(LAVA_VENV)/.installed
 	$(VENV)/bin/python benchmarks/sim_throughput.py
 	SNC_LAVA_PYTHON=$(CURDIR)/$(LAVA_VENV)/bin/python $(VENV)/bin/python benchmarks/vs_lava.py
+
+peers: $(VENV)/.peers-installed
+
+$(VENV)/.peers-installed: $(VENV)/.installed
+	$(VENV)/bin/pip install --quiet --no-deps $(PEERS_PIN)
+	$(VENV)/bin/pip install --quiet $(PEERS_DEPS)
+	$(VENV)/bin/pip install --quiet --no-deps $(PEERS_NODEPS)
+	$(VENV)/bin/python -c "import torch, sys; v = torch.__version__; print('torch', v); sys.exit(0 if v.startswith('2.13.0') else 1)"
+	touch $@
+
+# snc against SpikingJelly and Sinabs (docs/benchmarks.md); ARGS=--quick for a smoke run.
+bench-peers: $(VENV)/.peers-installed
+	$(VENV)/bin/python benchmarks/vs_peers.py $(ARGS)
 
 clean:
 	rm -rf $(VENV) $(LAVA_VENV) examples/models .pytest_cache
