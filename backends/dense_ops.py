@@ -42,6 +42,11 @@ def conv2d(node, xs):
     (x,) = xs
     w = _t(node.weight, x)
     b = None if node.bias is None else _t(node.bias, x)
+    top, left, bottom, right = node.padding
+    if top == bottom and left == right:
+        # Symmetric padding inside the convolution: the same sums as padding the input first
+        # (the padded positions add exact zeros), without the padded copy.
+        return F.conv2d(x, w, b, stride=node.stride, padding=(top, left), dilation=node.dilation, groups=node.groups)
     return F.conv2d(_pad(x, node.padding), w, b, stride=node.stride, dilation=node.dilation, groups=node.groups)
 
 

@@ -173,3 +173,93 @@ def compose(graph, shapes: dict[str, Shape], source: str, target: str, nodes: li
     acc = acc.tocsr()
     acc.eliminate_zeros()
     return acc
+
+
+# --- Structure without the matrix ---------------------------------------------------------------
+# The simulator needs, per projection, the non-zero fan-out of every source neuron, the number of
+# synapses and (fixed point) the largest absolute row sum; for the common projections (one
+# convolution, pooling or gain, possibly behind an Add or a reshape) these follow from the kernel
+# and the geometry alone, without building the (often large) composed matrix.
+
+
+class Structure:
+    """Exact facts about a projection's composed matrix M (n_target x n_source)."""
+
+    def __init__(self, fanout: np.ndarray, nnz: int, row_abs_max: float) -> None:
+        self.fanout = fanout  # non-zero entries per column of M, int64 (n_source,)
+        self.nnz = nnz  # non-zero entries of M
+        self.row_abs_max = row_abs_max  # max_i sum_j |M_ij| (float64)
+
+
+def _taps_valid(n_in: int, n_out: int, k: int, stride: int, dilation: int, pad: int) -> np.ndarray:
+    """(k, n_out, n_in) bool: output position o reads input position i through kernel tap m."""
+    m = np.arange(k)[:, None, None]
+    o = np.arange(n_out)[None, :, None]
+    i = np.arange(n_in)[None, None, :]
+    return o * stride + m * dilation - pad == i
+
+
+def window_structure(in_shape: Shape, out_shape: Shape, kernel: np.ndarray, stride, padding, dilation, groups: int) -> Structure:
+    """The Structure of ``_window_matrix`` with the same arguments, computed from the kernel."""
+    c_in, h, w = in_shape
+    c_out, ho, wo = out_shape
+    c_in_g, kh, kw = kernel.shape[1:]
+    per_group_out = c_out // groups
+    vy = _taps_valid(h, ho, kh, stride[0], dilation[0], padding[0]).astype(np.int64)  # (kh, ho, h)
+    vx = _taps_valid(w, wo, kw, stride[1], dilation[1], padding[1]).astype(np.int64)  # (kw, wo, w)
+    nz = (kernel != 0).astype(np.int64)  # (c_out, c_in_g, kh, kw)
+    # Non-zero taps per input channel: summed over the output channels of its group.
+    per_in = nz.reshape(groups, per_group_out, c_in_g, kh, kw).sum(axis=1).reshape(c_in, kh, kw)
+    hits_y = vy.sum(axis=1)  # (kh, h): outputs reading input row y through tap m (0 or 1)
+    hits_x = vx.sum(axis=1)  # (kw, w)
+    fanout = np.einsum("cmn,my,nx->cyx", per_in, hits_y, hits_x).reshape(-1)
+    absk = np.abs(kernel.astype(np.float64)).sum(axis=1)  # (c_out, kh, kw)
+    rows_y = vy.sum(axis=2).astype(np.float64)  # (kh, ho): tap m of output row i is inside
+    rows_x = vx.sum(axis=2).astype(np.float64)
+    row_abs = np.einsum("omn,mi,nj->oij", absk, rows_y, rows_x)
+    return Structure(fanout.astype(np.int64), int(fanout.sum()), float(row_abs.max(initial=0.0)))
+
+
+_PASS_THROUGH = ("Add", "Flatten", "Reshape")
+
+
+def structure(graph, shapes: dict[str, Shape], source: str, target: str, nodes: list[str]) -> Structure | None:
+    """The Structure of ``compose(graph, shapes, source, target, nodes)`` when the projection is a
+    single chain through at most one Conv2d, SumPool2d or Scale (other links: Add, Flatten,
+    Reshape); None otherwise (then read it from the matrix)."""
+    prev = source
+    weighted = None
+    for name in nodes:
+        node = graph.nodes[name]
+        ins = graph.inputs_of(name)
+        reached = [i for i in ins if i == prev or i == source or i in nodes]
+        if reached != [prev]:
+            return None
+        if node.kind in _PASS_THROUGH:
+            pass
+        elif node.kind in ("Conv2d", "SumPool2d", "Scale") and weighted is None:
+            weighted = name
+        else:
+            return None
+        prev = name
+    tins = graph.inputs_of(target)
+    if [i for i in tins if i == prev or i == source or i in nodes] != [prev]:
+        return None
+    n_src = int(np.prod(shapes[source]))
+    if weighted is None:
+        if int(np.prod(shapes[target])) != n_src:
+            return None
+        return Structure(np.ones(n_src, dtype=np.int64), n_src, 1.0 if n_src else 0.0)
+    node = graph.nodes[weighted]
+    (inp,) = graph.inputs_of(weighted)
+    in_shape, out_shape = shapes[inp], shapes[weighted]
+    if node.kind == "Scale":
+        g = np.broadcast_to(node.scale.astype(np.float64), in_shape).ravel()
+        nzg = g != 0
+        return Structure(nzg.astype(np.int64), int(nzg.sum()), float(np.abs(g).max(initial=0.0)))
+    if len(in_shape) != 3 or len(out_shape) != 3:
+        return None
+    if node.kind == "Conv2d":
+        return window_structure(in_shape, out_shape, node.weight, node.stride, node.padding, node.dilation, node.groups)
+    c = in_shape[0]
+    return window_structure(in_shape, out_shape, _pool_kernel(c, node.kernel, 1.0), node.stride, node.padding, (1, 1), c)

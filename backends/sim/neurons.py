@@ -79,6 +79,30 @@ class FloatNeurons:
         if self.keep is not None:
             nz &= self.keep
         active = row_counts(nz.reshape(tc * b, n)).reshape(tc, b)
+        self._integrate(current, spikes)
+        return active
+
+    def run_constant(self, const: np.ndarray, spikes: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
+        """``run`` with the same synaptic input every step: ``const`` (B, n) float32 (direct
+        analog input only). The same arithmetic, without materialising (Tc, B, n) currents."""
+        tc, b, n = spikes.shape
+        if self.refractory or self.leaky:
+            current = np.empty((tc, b, n), dtype=np.float32)
+            current[...] = const
+            return self.run(current, spikes, mask)
+        drive = const.astype(np.float32, copy=True)
+        if self.bias is not None:
+            drive += self.bias  # 0 + const + bias: what ``run`` computes from a zero dynamic input
+        nz = np.not_equal(drive, 0)
+        if self.keep is not None:
+            nz &= self.keep
+        if mask is not None:
+            mask[...] = nz
+        active = np.broadcast_to(row_counts(nz), (tc, b)).copy()
+        self._integrate(np.broadcast_to(drive, (tc, b, n)), spikes)
+        return active
+
+    def _integrate(self, current: np.ndarray, spikes: np.ndarray) -> None:
         v, th, tmp = self.v, self.th, self._tmp
         subtract = self.reset == "subtract"
         for t in range(current.shape[0]):
@@ -93,7 +117,6 @@ class FloatNeurons:
                 np.putmask(v, s, 0.0)
         if self.keep is not None:
             spikes &= self.keep  # removed neurons never spike
-        return active
 
     def _run_general(self, current: np.ndarray, spikes: np.ndarray) -> None:
         v, u, th = self.v, self.u, self.th
@@ -179,11 +202,19 @@ class FixedNeurons:
         self.s_prev = np.zeros((batch, n), dtype=bool)
         self.u_wraps = 0  # neuron-steps where the 24-bit current wrapped
         self.v_saturations = 0  # neuron-steps where the voltage saturated
+        self._extra = self._bias_total = None  # cached bias + direct input of the batch
+        self._sub_bias = self._sub_cache = None  # cached subtractive-reset bias in units of a
 
     def run(self, current: np.ndarray, spikes: np.ndarray, extra_bias: np.ndarray | None = None) -> None:
         """current: (Tc, B, n) int64 ``a`` (summed, shifted synaptic input of each step);
         extra_bias: (B, n) int64 per-sample bias in v units (direct analog input, programmed as bias)."""
-        bias = self.bias if extra_bias is None else self.bias + extra_bias
+        if extra_bias is None:
+            bias = self.bias
+        else:
+            # The direct input is the same in every chunk of a batch: add it to the bias once.
+            if self._extra is not extra_bias:
+                self._extra, self._bias_total = extra_bias, self.bias + extra_bias
+            bias = self._bias_total
         self._dispatch(current, spikes, bias)
         if self.keep is not None:
             spikes &= self.keep  # removed neurons never spike
@@ -248,13 +279,17 @@ class FixedNeurons:
         self.v[...] = v
 
     def _run_subtract(self, current: np.ndarray, spikes: np.ndarray, bias: np.ndarray) -> None:
-        if np.any(bias % 64):
-            from snc.errors import InvalidGraph
+        if self._sub_bias is not bias:  # the same bias object for every chunk of a batch
+            if np.any(bias % 64):
+                from snc.errors import InvalidGraph
 
-            raise InvalidGraph("a subtractive-reset population needs a bias that is a multiple of 64 (v units); quantize it")
-        bias_a = bias >> 6
-        if current.dtype == np.int32 and np.abs(bias_a).max(initial=0) < 2**29:
-            a = current + bias_a.astype(np.int32)  # all inputs of the step in units of a (bias included)
+                raise InvalidGraph("a subtractive-reset population needs a bias that is a multiple of 64 (v units); quantize it")
+            bias_a = bias >> 6
+            small = np.abs(bias_a).max(initial=0) < 2**29
+            self._sub_bias, self._sub_cache = bias, (bias_a, bias_a.astype(np.int32) if small else None)
+        bias_a, bias_a32 = self._sub_cache
+        if current.dtype == np.int32 and bias_a32 is not None:
+            a = current + bias_a32  # all inputs of the step in units of a (bias included)
         else:
             a = current.astype(np.int64) + bias_a
         tc = a.shape[0]

@@ -10,6 +10,7 @@ columns the event-driven path gathers.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 import scipy.sparse as sp
@@ -23,22 +24,74 @@ from .. import linear_maps
 DENSE_MATRIX_DENSITY = 0.2
 
 
-@dataclass
 class Projection:
-    source: str
-    target: str
-    nodes: list[str]  # linear operators on the paths source -> target (topological order)
-    matrix: sp.csr_matrix  # (n_target, n_source) float64
-    fanout: np.ndarray  # non-zero synapses leaving each source neuron, (n_source,)
-    static: bool  # the source is a direct (analog, constant) input
-    dense_macs: int  # multiply-accumulates per sample-step when computed densely
-    dense_weight: np.ndarray | None = None  # (n_target, n_source) float32 when the map is a plain matrix
-    weight_exp: int = 0  # fixed-point: shift of the summed input (floor)
-    int_exact: str = ""  # "int8" when weights are integers in [-128, 127] (exact int8 kernel)
+    """One source population's synapses onto one target population.
+
+    ``matrix`` (the composed synaptic matrix, n_target x n_source float64) is built on first use:
+    the simulator needs only its structure (fan-out, synapse count, largest absolute row sum),
+    which for the common projections (one convolution, pooling or gain) follows from the kernel
+    and the geometry (``linear_maps.structure``)."""
+
+    def __init__(
+        self,
+        source: str,
+        target: str,
+        nodes: list[str],
+        matrix: sp.csr_matrix | Callable[[], sp.csr_matrix],
+        static: bool,
+        dense_macs: int,
+        shape: tuple[int, int],
+        structure: linear_maps.Structure | None = None,
+        dense_weight: np.ndarray | None = None,
+        weight_exp: int = 0,
+        int_exact: str = "",
+    ) -> None:
+        self.source = source
+        self.target = target
+        self.nodes = nodes  # linear operators on the paths source -> target (topological order)
+        self._matrix = None if callable(matrix) else matrix
+        self._build = matrix if callable(matrix) else None
+        self.static = static  # the source is a direct (analog, constant) input
+        self.dense_macs = dense_macs  # multiply-accumulates per sample-step when computed densely
+        self.shape = shape  # (n_target, n_source)
+        self._structure = structure
+        self.dense_weight = dense_weight  # (n_target, n_source) float32 when the map is a plain matrix
+        self.weight_exp = weight_exp  # fixed-point: shift of the summed input (floor)
+        self.int_exact = int_exact  # "int8" when weights are integers in [-128, 127] (exact int8 kernel)
+
+    @property
+    def matrix(self) -> sp.csr_matrix:
+        """The composed synaptic matrix (n_target, n_source) float64, CSR."""
+        if self._matrix is None:
+            self._matrix = self._build()
+            self._build = None
+        return self._matrix
+
+    @property
+    def structure(self) -> linear_maps.Structure:
+        if self._structure is None:
+            m = self.matrix
+            fanout = np.diff(m.tocsc().indptr).astype(np.int64)
+            row_abs = float(abs(m).sum(axis=1).max()) if m.nnz else 0.0
+            self._structure = linear_maps.Structure(fanout, int(m.nnz), row_abs)
+        return self._structure
+
+    @property
+    def fanout(self) -> np.ndarray:
+        """Non-zero synapses leaving each source neuron, (n_source,) int64."""
+        return self.structure.fanout
 
     @property
     def synapses(self) -> int:
-        return int(self.matrix.nnz)
+        return self.structure.nnz
+
+    @property
+    def row_abs_max(self) -> float:
+        """Largest sum of absolute weights into one target neuron."""
+        return self.structure.row_abs_max
+
+    def __repr__(self) -> str:
+        return f"Projection({self.source!r} -> {self.target!r}, nodes={self.nodes}, shape={self.shape})"
 
 
 @dataclass
@@ -152,28 +205,34 @@ def build_plan(graph: Graph, *, fixed: bool = False) -> Plan:
                 if any(i in reach for i in graph.inputs_of(op)):
                     reach.add(op)
                     nodes.append(op)
-            m = linear_maps.compose(graph, shapes, src, name, nodes)
-            m = _without_removed(m, graph.nodes[src], node)
+            src_node = graph.nodes[src]
+            n_t, n_s = int(np.prod(shapes[name])), int(np.prod(shapes[src]))
+            build = _matrix_builder(graph, shapes, src, name, nodes, src_node, node)
+            # Structure from the kernel when possible (no matrix), else from the matrix.
+            struct = None
+            if getattr(src_node, "keep", None) is None and getattr(node, "keep", None) is None:
+                struct = linear_maps.structure(graph, shapes, src, name, nodes)
             # Structural integer operators (sum pooling, max-pool selections) carry exponent 0;
             # the one quantised operator on the path carries the projection's exponent.
             used = {exps[o] for o in nodes if o in exps} - {0}
             if len(used) > 1:
                 raise UnsupportedOperator(f"projection {src} -> {name} mixes weight exponents {sorted(used)}", node=name)
             exp = used.pop() if used else 0
-            if fixed and m.nnz and not np.all(m.data == np.round(m.data)):
-                raise UnsupportedOperator(f"projection {src} -> {name} does not compose to integer weights", node=name)
-            src_node = graph.nodes[src]
             static = src_node.role == INPUT and src_node.encoding == "direct"
-            fanout = np.diff(m.tocsc().indptr).astype(np.int64)
             proj = Projection(
-                source=src, target=name, nodes=nodes, matrix=m, fanout=fanout, static=static,
-                dense_macs=_dense_macs(graph, shapes, nodes) if nodes else int(np.prod(shapes[name])),
-                weight_exp=exp,
+                source=src, target=name, nodes=nodes, matrix=build, static=static,
+                dense_macs=_dense_macs(graph, shapes, nodes) if nodes else n_t,
+                shape=(n_t, n_s), structure=struct, weight_exp=exp,
             )
-            density = m.nnz / max(1, m.shape[0] * m.shape[1])
+            if struct is None:
+                m = proj.matrix
+                # (a single convolution, pooling or gain of an integer graph is integral by construction)
+                if fixed and m.nnz and not np.all(m.data == np.round(m.data)):
+                    raise UnsupportedOperator(f"projection {src} -> {name} does not compose to integer weights", node=name)
+            density = proj.synapses / max(1, n_t * n_s)
             only_matrix_ops = all(graph.nodes[o].kind in ("Dense", "Flatten", "Reshape", "Scale", "Transpose") for o in nodes)
-            if density >= DENSE_MATRIX_DENSITY or only_matrix_ops and m.shape[0] * m.shape[1] <= 64_000_000:
-                proj.dense_weight = np.asarray(m.todense(), dtype=np.float32)
+            if density >= DENSE_MATRIX_DENSITY or only_matrix_ops and n_t * n_s <= 64_000_000:
+                proj.dense_weight = np.asarray(proj.matrix.todense(), dtype=np.float32)
                 if _int8_exact(proj.dense_weight):
                     proj.int_exact = "int8"
             plan.projections.append(proj)
@@ -185,6 +244,14 @@ def build_plan(graph: Graph, *, fixed: bool = False) -> Plan:
             total += proj.fanout
         fanout[name] = total
     return Plan(graph, shapes, plans, by_name, outgoing, fanout)
+
+
+def _matrix_builder(graph, shapes, src, name, nodes, src_node, node) -> Callable[[], sp.csr_matrix]:
+    def build() -> sp.csr_matrix:
+        m = linear_maps.compose(graph, shapes, src, name, nodes)
+        return _without_removed(m, src_node, node)
+
+    return build
 
 
 def _without_removed(m: sp.csr_matrix, source: Node, target: Node) -> sp.csr_matrix:

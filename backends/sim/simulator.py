@@ -57,6 +57,7 @@ class _Batch:
         self.readout_v: dict[str, np.ndarray] = {}
         self.const: dict[str, np.ndarray] = {}  # (B, n) synaptic input of every step from direct (static) sources
         self.last: dict[str, np.ndarray] = {}  # spikes of the previous step (delay timing)
+        self._const_info: dict[str, tuple[bool, np.ndarray | None]] = {}
         for pop in plan.populations:
             node = pop.node
             if node.role == INPUT:
@@ -73,6 +74,15 @@ class _Batch:
             self.const[pop.name] = self._constant_current(pop)
         if sim.rate_seed is not None:
             self.rngs = [np.random.default_rng([sim.rate_seed, first + i]) for i in range(self.size)]
+
+    def const_int32(self, name: str) -> tuple[bool, np.ndarray | None]:
+        """Fixed point: whether the population has direct input, and that input as int32 when it
+        fits in 2**30 (computed once per batch)."""
+        if name not in self._const_info:
+            const = self.const[name]
+            small = bool(np.any(const)) and np.abs(const).max() < 2**30
+            self._const_info[name] = (bool(np.any(const)), const.astype(np.int32) if small else None)
+        return self._const_info[name]
 
     def _constant_current(self, pop: PopulationPlan) -> np.ndarray:
         """Input from direct (analog, constant) sources through their operators, the same every
@@ -97,7 +107,17 @@ class _Batch:
             mant = np.sign(v_units) * np.floor(np.abs(v_units) + 0.5)
             exp = int(fx.bias_exp)
             mant = mant.astype(np.int64)
-            return (mant << exp) if exp >= 0 else (mant >> -exp)
+            extra = (mant << exp) if exp >= 0 else (mant >> -exp)
+            if node.role != READOUT and node.reset == "subtract" and not pop.dynamic:
+                # Constant drive only: a neuron whose drive (bias + input) is <= 0 never fires,
+                # and with drive 0 it never fires either, so the host programs max(drive, 0).
+                # Exact, and the integrating 24-bit current can no longer wrap downwards
+                # (the Lava program does the same: backends/lava/template/network.py).
+                mant_b = np.asarray(fx.bias_mant, dtype=np.int64)
+                mant_b = np.broadcast_to(mant_b, pop.shape).reshape(-1) if mant_b.size else np.zeros(pop.size, np.int64)
+                own = (mant_b << exp) if exp >= 0 else (mant_b >> -exp)
+                extra = np.maximum(extra, -own)
+            return extra
         for proj in pop.static:
             k = sim.kernels[(proj.source, proj.target)]
             x = torch.from_numpy(self.x.reshape(self.size, -1))
@@ -153,8 +173,16 @@ class Simulation:
                 self.int32_input[pop.name] = worst < 2**30
         self.uniform_fanout: dict[str, bool] = {}
         self.fanout_digits: dict[str, torch.Tensor] = {}
+        self.fanout_f32: dict[str, torch.Tensor] = {}
         for name, fan in self.plan.fanout.items():
             self.uniform_fanout[name] = bool(fan.size and np.all(fan == fan[0]))
+            if self.uniform_fanout[name] or not fan.any():
+                continue
+            if int(fan.sum()) < 2**24:
+                # Every partial sum of spikes x fan-out is an integer below 2**24: a float32
+                # matrix-vector product is exact (and reuses the float spikes of the dense path).
+                self.fanout_f32[name] = torch.from_numpy(fan.astype(np.float32))
+                continue
             digits = []
             rest = fan.copy()
             while True:
@@ -179,8 +207,7 @@ class Simulation:
 
 
 def _max_row_abs(proj) -> float:
-    m = abs(proj.matrix)
-    return float(m.sum(axis=1).max()) if m.nnz else 0.0
+    return proj.row_abs_max
 
 
 def simulate(
@@ -337,6 +364,12 @@ def _run_chunk(sim: Simulation, batch: _Batch, stats, data, t0: int, tc: int, ra
     def int8_of(src: str) -> torch.Tensor:
         return torch.from_numpy(visible(src).reshape(rows, -1).view(np.int8))
 
+    pending: list = []  # populations whose synaptic operations are counted at the end of the chunk
+
+    def record(st, pop, s) -> None:
+        if _record(sim, batch, st, pop, s, None, t0, tc, raster_set):
+            pending.append((st, pop, s))
+
     for pop in plan.populations:
         node = pop.node
         st = stats[pop.name]
@@ -345,11 +378,21 @@ def _run_chunk(sim: Simulation, batch: _Batch, stats, data, t0: int, tc: int, ra
                 continue
             s = _input_spikes(sim, batch, pop, data, t0, tc)
             spikes[pop.name] = s
-            _record(sim, batch, st, pop, s, None, t0, tc, raster_set)
+            record(st, pop, s)
             continue
         if node.role == READOUT and node.mode == "spike_count":
             (proj,) = pop.projections
             batch.readout_v[pop.name] += np.count_nonzero(spikes[proj.source], axis=0)
+            continue
+        if not sim.fixed and node.role != READOUT and not pop.dynamic:
+            # Only direct (analog) input: the same current every step.
+            s = np.empty((tc, b, pop.size), dtype=bool)
+            mask = np.empty((tc, b, pop.size), dtype=bool) if want_masks else None
+            st.active_updates[batch.first:batch.first + b, t0:t0 + tc] = batch.neurons[pop.name].run_constant(batch.const[pop.name], s, mask).T
+            if mask is not None:
+                masks[pop.name] = mask
+            spikes[pop.name] = s
+            record(st, pop, s)
             continue
         current = _synaptic_current(sim, batch, pop, visible, float_of, int8_of, rows, st)
         current = current.reshape(tc, b, pop.size)
@@ -371,10 +414,11 @@ def _run_chunk(sim: Simulation, batch: _Batch, stats, data, t0: int, tc: int, ra
         mask = np.empty((tc, b, pop.size), dtype=bool) if want_masks else None
         if sim.fixed:
             const = batch.const[pop.name]
-            if not np.any(const):
+            any_const, const32 = batch.const_int32(pop.name)
+            if not any_const:
                 active = current
-            elif current.dtype == np.int32 and np.abs(const).max() < 2**30:
-                active = (current << 6) + const.astype(np.int32)  # |a| < 2**24 here: no overflow
+            elif current.dtype == np.int32 and const32 is not None:
+                active = (current << 6) + const32  # |a| < 2**24 here: no overflow
             else:
                 active = (current.astype(np.int64) << 6) + const
             nz = np.not_equal(active, 0, out=mask)
@@ -390,7 +434,15 @@ def _run_chunk(sim: Simulation, batch: _Batch, stats, data, t0: int, tc: int, ra
         if mask is not None:
             masks[pop.name] = mask
         spikes[pop.name] = s
-        _record(sim, batch, st, pop, s, None, t0, tc, raster_set)
+        record(st, pop, s)
+    for st, pop, s in pending:
+        # Spikes x non-uniform fan-out through a float32 product, exact (see Simulation); in
+        # layer-synchronous timing the targets' dense path has usually made the float spikes.
+        f = as_float.get(pop.name) if sim.timing == "sync" else None
+        if f is None:
+            f = torch.from_numpy(s.reshape(rows, -1).view(np.uint8)).to(torch.float32)
+        counts = (f @ sim.fanout_f32[pop.name]).numpy().astype(np.int64)
+        st.synops[batch.first:batch.first + b, t0:t0 + tc] = counts.reshape(tc, b).T
     if sim.recorders:
         view = ChunkView(sim, batch, t0, tc, spikes, visible, float_of, masks)
         for rec in sim.recorders:
@@ -447,11 +499,16 @@ def _synaptic_current(sim: Simulation, batch: _Batch, pop: PopulationPlan, visib
         return first.numpy()
     # GEMM, gather and int8 results are fresh tensors; only an operator chain (the last part when
     # ``grouped``) may return a view of a cached source tensor, which must not be modified in place.
-    aliased = bool(grouped) and len(parts) == 1
+    aliased = bool(grouped) and len(parts) == 1 and _shares_memory(first, [float_of(p.source) for p in grouped])
     total = first.to(torch.float32, copy=aliased)
     for part in parts[1:]:
         total += part.to(torch.float32)
     return total.contiguous().numpy()
+
+
+def _shares_memory(t: torch.Tensor, others: list[torch.Tensor]) -> bool:
+    ptr = t.untyped_storage().data_ptr()
+    return any(o.untyped_storage().data_ptr() == ptr for o in others)
 
 
 def _shifted(out: torch.Tensor, proj, dtype=np.int64) -> np.ndarray:
@@ -471,19 +528,23 @@ def _weighted_counts(flat: np.ndarray, digits: torch.Tensor) -> np.ndarray:
     return (parts * weights).sum(dim=1).numpy()
 
 
-def _record(sim: Simulation, batch: _Batch, st: PopulationStats, pop: PopulationPlan, s: np.ndarray, _unused, t0: int, tc: int, raster_set) -> None:
+def _record(sim: Simulation, batch: _Batch, st: PopulationStats, pop: PopulationPlan, s: np.ndarray, _unused, t0: int, tc: int, raster_set) -> bool:
     b = batch.size
     first = batch.first
     flat = s.reshape(tc * b, -1)
     st.spikes[first:first + b, t0:t0 + tc] = row_counts(flat).reshape(tc, b).T
     st.neuron_spikes += column_counts(flat)
     fan = sim.plan.fanout[pop.name]
+    later = False  # synaptic operations left to the end of the chunk (float32 product)
     if fan.any():
         if sim.uniform_fanout[pop.name]:
             # Every neuron reaches the same number of synapses: spikes x fan-out.
             st.synops[first:first + b, t0:t0 + tc] = st.spikes[first:first + b, t0:t0 + tc].astype(np.int64) * int(fan[0])
+        elif pop.name in sim.fanout_f32:
+            later = True
         else:
             st.synops[first:first + b, t0:t0 + tc] = _weighted_counts(flat, sim.fanout_digits[pop.name]).reshape(tc, b).T
     for i in raster_set:
         if first <= i < first + b:
             st.rasters[i][t0:t0 + tc] = s[:, i - first, :]
+    return later

@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from .. import dense_ops
+from .counting import row_counts
 from .plan import Plan, Projection
 
 # Seconds per operation, measured by benchmarks/sim_kernels.py (2-core Xeon with AMX, torch 2.13;
@@ -38,8 +39,7 @@ class ProjectionKernel:
     def __init__(self, proj: Projection, dtype: torch.dtype) -> None:
         self.proj = proj
         self.dtype = dtype
-        self.n_source = proj.matrix.shape[1]
-        self.n_target = proj.matrix.shape[0]
+        self.n_target, self.n_source = proj.shape
         if proj.dense_weight is not None:
             w = proj.dense_weight.astype(np.float64 if dtype == torch.float64 else np.float32)
             self.w = torch.from_numpy(np.ascontiguousarray(w))  # (n_target, n_source)
@@ -47,11 +47,17 @@ class ProjectionKernel:
             self.w_int8 = (
                 torch.from_numpy(np.ascontiguousarray(proj.dense_weight.T.astype(np.int8))) if proj.int_exact == "int8" else None
             )
-            self.mt = None
         else:
             self.w = self.wt = self.w_int8 = None
-            self.mt = proj.matrix.T.tocsr().astype(np.float64 if dtype == torch.float64 else np.float32)
-        self.avg_fanout = proj.matrix.nnz / max(1, self.n_source)
+        self._mt = None
+        self.avg_fanout = proj.synapses / max(1, self.n_source)
+
+    @property
+    def mt(self):
+        """The transposed synaptic matrix (n_source, n_target) CSR for the event path (built on first use)."""
+        if self._mt is None:
+            self._mt = self.proj.matrix.T.tocsr().astype(np.float64 if self.dtype == torch.float64 else np.float32)
+        return self._mt
 
     # --- costs ----------------------------------------------------------------------------
     def dense_cost(self, rows: int, binary: bool) -> float:
@@ -78,14 +84,16 @@ class ProjectionKernel:
 
     def events(self, spikes: np.ndarray) -> torch.Tensor:
         """spikes: (R, n_source) bool. Returns (R, n_target) summed columns of the spiking sources."""
-        rows = spikes.shape[0]
+        flat = np.flatnonzero(spikes)  # row-major: rows in order, columns ascending in each
+        cols = flat % spikes.shape[1]
+        counts = row_counts(spikes)
         if self.w is not None:
-            s = torch.from_numpy(spikes)
-            idx = s.nonzero()
-            counts = torch.bincount(idx[:, 0], minlength=rows)
-            offsets = torch.cumsum(counts, 0) - counts
-            return F.embedding_bag(idx[:, 1].contiguous(), self.wt, offsets, mode="sum")
-        s = sp.csr_matrix(spikes.astype(np.float32 if self.dtype != torch.float64 else np.float64))
+            offsets = np.cumsum(counts) - counts
+            return F.embedding_bag(torch.from_numpy(cols), self.wt, torch.from_numpy(offsets), mode="sum")
+        # The spikes as a CSR matrix straight from their positions (canonical: sorted, no duplicates).
+        indptr = np.concatenate(([0], np.cumsum(counts)))
+        ones = np.ones(flat.size, dtype=np.float32 if self.dtype != torch.float64 else np.float64)
+        s = sp.csr_matrix((ones, cols, indptr), shape=spikes.shape)
         out = (s @ self.mt).toarray()
         return torch.from_numpy(out)
 
