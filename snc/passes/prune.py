@@ -231,12 +231,17 @@ def _simulate_both(g: Graph, x: np.ndarray, ctx: PassContext, arithmetic: str, p
             for timing in ("sync", "delay")}
 
 
-def _prove(g: Graph, references, x: np.ndarray, ctx: PassContext, arithmetic: str, fixed: bool, what: str) -> None:
+def _prove(g: Graph, references, x: np.ndarray, ctx: PassContext, arithmetic: str, fixed: bool, what: str) -> dict:
+    """Simulate the pruned graph under both timings and compare with ``references``; returns the
+    new simulations (they describe the pruned graph, so activity pruning can start from them)."""
+    checks = {}
     for timing, reference in references.items():
         check = ctx.simulate(g, x, timesteps=int(ctx.timesteps), arithmetic=arithmetic, timing=timing, purpose=f"prune proof ({what})")
         if not _equal_results(reference, check, fixed):
             raise SncError(f"{what} pruning changed the network's outputs on the calibration data ({timing} timing); "
                            "refusing the result (please report)")
+        checks[timing] = check
+    return checks
 
 
 def prune(graph: Graph, ctx: PassContext) -> Graph:
@@ -246,7 +251,6 @@ def prune(graph: Graph, ctx: PassContext) -> Graph:
         raise UnsupportedOperator("prune works on a converted (spiking) graph")
     o = ctx.config(NAME, Options)
     g = graph.copy()
-    _zero_synapse_report(g, ctx)
     fixed = _fixed_everywhere(g)
     arithmetic = "fixed" if fixed else "float32"
     t = int(ctx.timesteps)
@@ -287,12 +291,14 @@ def prune(graph: Graph, ctx: PassContext) -> Graph:
     if ctx.verify and verify_x is not None and any(int(m.sum()) < g.nodes[n].present for n, m in provable.items()):
         references = _simulate_both(g, verify_x, ctx, arithmetic, "prune proof (reference)")
     removed_provable = _apply_keep(g, provable)
+    proved = None  # simulations of the graph as it is now, on verify_x
     if references is not None:
-        _prove(g, references, verify_x, ctx, arithmetic, fixed, "provable")
+        proved = _prove(g, references, verify_x, ctx, arithmetic, fixed, "provable")
     ctx.note(NAME, f"provably dead for every input in [{rng[0]:.4g}, {rng[1]:.4g}] ({rng_source}) or reaching no output: "
                    f"{sum(removed_provable.values())} neuron(s)" if rng is not None else
                    f"input range {rng_source}: only neurons reaching no output removed ({sum(removed_provable.values())})",
              neurons_removed=int(sum(removed_provable.values())), kind="provable")
+    _zero_synapse_report(g, ctx)
 
     # 2. Activity pruning (opt-in).
     removed_activity: dict[str, int] = {}
@@ -307,7 +313,8 @@ def prune(graph: Graph, ctx: PassContext) -> Graph:
             x = x_used[: o.prune_samples]
             hold = x_all[len(x_all) - n_hold:] if n_hold else None
             held_before = ctx.simulate(g, hold, timesteps=t, arithmetic=arithmetic, purpose="held-back accuracy (before)") if n_hold else None
-            references = _simulate_both(g, x, ctx, arithmetic, "activity pruning")
+            reuse = proved is not None and len(x) == len(verify_x) and np.array_equal(x, verify_x)
+            references = proved if reuse else _simulate_both(g, x, ctx, arithmetic, "activity pruning")
             plan_now = build_plan(g)
             active: dict[str, np.ndarray] = {}
             for pop in plan_now.populations:
