@@ -50,6 +50,54 @@ def conv2d(node, xs):
     return F.conv2d(_pad(x, node.padding), w, b, stride=node.stride, dilation=node.dilation, groups=node.groups)
 
 
+def shared_group_weight(node) -> np.ndarray | None:
+    """The one (out_per_group, in_per_group, kh, kw) kernel of a grouped convolution whose groups
+    all use the same weights, when on 0/1 input its sums are exact in any order: integer weights
+    (small integer sums), or at most two non-zero weights per output (one rounding, and float
+    addition is commutative). The spiking max-pool construction's convolutions are such. Else None."""
+    g = node.groups
+    w = node.weight
+    if g <= 1 or node.bias is not None or w.shape[0] % g:
+        return None
+    per = w.shape[0] // g
+    flat = w.reshape(g, -1)
+    if not np.array_equal(flat, np.broadcast_to(flat[:1], flat.shape)):
+        return None
+    w1 = w[:per]
+    few_terms = int(np.count_nonzero(w1.reshape(per, -1), axis=1).max()) <= 2
+    if not few_terms and not (np.array_equal(w1, np.round(w1)) and np.abs(w1).sum() < 2**20):
+        return None
+    return w1
+
+
+def shared_group_conv2d(node, x: torch.Tensor, w1: np.ndarray) -> torch.Tensor:
+    """``conv2d`` for a grouped convolution whose groups share the kernel ``w1``
+    (shared_group_weight) on 0/1 input (spikes): the same exact sums as the grouped convolution,
+    without torch's slow grouped kernels: a few strided views added when the kernel has few
+    non-zero weights, else one ungrouped convolution over (samples x groups)."""
+    g = node.groups
+    rows, channels, h, w = x.shape
+    per, m, kh, kw = w1.shape
+    top, left, bottom, right = node.padding
+    terms = np.argwhere(w1 != 0)
+    if len(terms) <= 2 and not any(node.padding):
+        # A few strided views of the input, added: no convolution at all.
+        (sh, sw), (dh, dw) = node.stride, node.dilation
+        ho, wo = (h - dh * (kh - 1) - 1) // sh + 1, (w - dw * (kw - 1) - 1) // sw + 1
+        xv = x.reshape(rows, g, m, h, w)
+        out = torch.zeros((rows, g, per, ho, wo), dtype=x.dtype)
+        for u, j, i, l in terms:
+            view = xv[:, :, j, i * dh: i * dh + sh * (ho - 1) + 1: sh, l * dw: l * dw + sw * (wo - 1) + 1: sw]
+            out[:, :, u].add_(view, alpha=float(w1[u, j, i, l]))
+        return out.reshape(rows, g * per, ho, wo)
+    symmetric = top == bottom and left == right
+    xb = x if symmetric else _pad(x, node.padding)
+    hb, wb = xb.shape[2:]
+    out = F.conv2d(xb.reshape(rows * g, m, hb, wb), _t(w1, x), None, stride=node.stride,
+                   padding=(top, left) if symmetric else (0, 0), dilation=node.dilation)
+    return out.reshape(rows, g * per, out.shape[2], out.shape[3])
+
+
 def sum_pool2d(node, xs):
     (x,) = xs
     return F.avg_pool2d(_pad(x, node.padding), node.kernel, node.stride, divisor_override=1)
@@ -133,6 +181,7 @@ HANDLERS: dict[str, Handler] = {
     "Scale": scale,
     "ReLU": relu,
     "MaxPool2d": max_pool2d,
+    "HostMaxPool2d": max_pool2d,
     "BatchNorm": batch_norm,
     "ScaleShift": scale_shift,
 }

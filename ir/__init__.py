@@ -1,18 +1,18 @@
 """snc.ir: the spike-event graph IR (nodes, graph, .snir artifacts)."""
-from .ann import BatchNorm, MaxPool2d, ReLU, ScaleShift
+from .ann import BatchNorm, HostMaxPool2d, MaxPool2d, ReLU, ScaleShift
 from .artifact import FORMAT_VERSION, load, save
 from .fixed_point import NeuronFixed, SynapseFixed
 from .graph import Graph, synapse_count
 from .io import Input, Readout
 from .kinds import KINDS
 from .neurons import IF, LIF
-from .node import ANN, INPUT, LINEAR, NEURON, READOUT, Node, Shape
+from .node import ANN, HOST, INPUT, LINEAR, NEURON, READOUT, Node, Shape
 from .synapses import Add, AvgPool2d, Concat, Conv2d, Dense, Flatten, Reshape, Scale, SumPool2d, Transpose
 
 __all__ = [
     "Graph", "Node", "Shape", "KINDS", "save", "load", "FORMAT_VERSION",
     "Input", "Readout", "IF", "LIF",
     "Dense", "Conv2d", "SumPool2d", "AvgPool2d", "Flatten", "Reshape", "Transpose", "Concat", "Add", "Scale",
-    "ReLU", "MaxPool2d", "BatchNorm", "ScaleShift", "NeuronFixed", "SynapseFixed", "synapse_count",
-    "INPUT", "NEURON", "READOUT", "LINEAR", "ANN",
+    "ReLU", "MaxPool2d", "HostMaxPool2d", "BatchNorm", "ScaleShift", "NeuronFixed", "SynapseFixed", "synapse_count",
+    "INPUT", "NEURON", "READOUT", "LINEAR", "ANN", "HOST",
 ]

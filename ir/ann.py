@@ -11,7 +11,7 @@ import numpy as np
 
 from snc.errors import InvalidGraph, ShapeError
 
-from .node import ANN, Node, Shape, pair, padding4, spatial_output
+from .node import ANN, HOST, Node, Shape, pair, padding4, spatial_output
 
 
 @dataclass(eq=False)
@@ -64,6 +64,21 @@ class MaxPool2d(Node):
         span = ((self.kernel[0] - 1) * self.dilation[0] + 1, (self.kernel[1] - 1) * self.dilation[1] + 1)
         if max(pt, pb) >= span[0] or max(pl, pr) >= span[1]:
             raise InvalidGraph(f"padding {self.padding} leaves windows with nothing but padding", node=name)
+
+
+@dataclass(eq=False)
+class HostMaxPool2d(MaxPool2d):
+    """``MaxPool2d`` evaluated by the host on a direct (analog) input, before the first spiking
+    population: the host computes the linear operators between the input and this node, takes
+    the window maxima, and programs the result as that population's per-sample input current.
+
+    ``convert`` puts it in place of a max pool after a ReLU when the ReLU's input comes from
+    direct inputs only (relu(max x) = max(relu x), and an IF neuron's spike count is monotone in
+    its constant input, so the pooled neuron fires as often as the window's most active one).
+    The graph validator allows it only on paths from direct inputs through linear operators."""
+
+    kind = "HostMaxPool2d"
+    role = HOST
 
 
 @dataclass(eq=False)

@@ -14,7 +14,7 @@ import numpy as np
 
 from snc.errors import InvalidGraph, SncError
 
-from .node import ANN, INPUT, LINEAR, NEURON, READOUT, Node, Shape, expect_arity
+from .node import ANN, HOST, INPUT, LINEAR, NEURON, READOUT, Node, Shape, expect_arity
 
 
 class Graph:
@@ -179,11 +179,24 @@ class Graph:
         for name in self.nodes:
             if name not in reachable:
                 raise InvalidGraph("node is not reachable from any input", node=name)
+        for name, node in self.nodes.items():
+            if node.role == HOST:
+                self._check_host_operator(name)
         if self.is_spiking:
             for name, node in self.nodes.items():
                 if node.role == LINEAR and getattr(node, "bias", None) is not None:
                     raise InvalidGraph("a synaptic operator of a spiking graph carries a bias (move it to the neurons)", node=name)
         return shapes
+
+    def _check_host_operator(self, name: str) -> None:
+        """A host operator reads only direct inputs, through linear (or affine) or host operators."""
+        for up in nx.ancestors(self._edges, name):
+            node = self.nodes[up]
+            if node.role == INPUT and getattr(node, "encoding", "direct") != "direct":
+                raise InvalidGraph(f"host operator reads the spike input {up!r}; only direct (analog) inputs may feed it", node=name)
+            if node.role not in (INPUT, LINEAR, HOST) and node.kind not in ("BatchNorm", "ScaleShift"):
+                raise InvalidGraph(f"host operator is downstream of {up!r} ({node.kind}); only direct inputs and linear "
+                                   "operators may feed it", node=name)
 
     # --- copying and printing ---------------------------------------------------------------
     def copy(self) -> "Graph":

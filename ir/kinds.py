@@ -1,7 +1,7 @@
 """The registry of node kinds: the name stored in artifacts -> the dataclass."""
 from __future__ import annotations
 
-from .ann import BatchNorm, MaxPool2d, ReLU, ScaleShift
+from .ann import BatchNorm, HostMaxPool2d, MaxPool2d, ReLU, ScaleShift
 from .io import Input, Readout
 from .neurons import IF, LIF
 from .node import Node
@@ -12,6 +12,6 @@ KINDS: dict[str, type[Node]] = {
     for cls in (
         Input, Readout, IF, LIF,
         Dense, Conv2d, SumPool2d, AvgPool2d, Flatten, Reshape, Transpose, Concat, Add, Scale,
-        ReLU, MaxPool2d, BatchNorm, ScaleShift,
+        ReLU, MaxPool2d, BatchNorm, ScaleShift, HostMaxPool2d,
     )
 }

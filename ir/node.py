@@ -21,6 +21,7 @@ NEURON = "neuron"  # a stateful spiking population
 READOUT = "readout"  # the non-spiking output population
 LINEAR = "linear"  # a stateless linear synaptic operator (no bias once converted)
 ANN = "ann"  # a layer of the source ANN that conversion removes (ReLU, MaxPool, BatchNorm, ...)
+HOST = "host"  # a stateless non-linear operator the host evaluates on a direct (analog) input
 
 
 @dataclass(eq=False)

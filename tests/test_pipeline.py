@@ -181,16 +181,19 @@ def test_compile_prints_one_line_per_pass_and_json_lists_the_passes(cnn_onnx, da
 
 
 @pytest.fixture(scope="module")
-def conv1_onnx(tmp_path_factory):
-    """The one-conv MNIST shape (Conv 1->32 k2, MaxPool 4, Linear 1152->10): its readout needs
-    more input axons than a Loihi core has unless pruning happens to cut them."""
+def wide_onnx(tmp_path_factory):
+    """Conv 1->16 k2 then a Linear over all 11,664 spiking neurons: the readout needs more input
+    axons than a Loihi core has (4,096), whatever pruning does."""
+    from torch import nn
+
     x = np.random.default_rng(0).random((8, 1, 28, 28)).astype(np.float32)
-    return zoo.export_onnx(zoo.mnist_conv1(), x, tmp_path_factory.mktemp("conv1") / "conv1.onnx"), x
+    model = nn.Sequential(nn.Conv2d(1, 16, 2), nn.ReLU(), nn.Flatten(), nn.Linear(16 * 27 * 27, 10))
+    return zoo.export_onnx(model, x, tmp_path_factory.mktemp("wide") / "wide.onnx"), x
 
 
 @pytest.mark.parametrize("flags", [[], ["--no-prune"]])
-def test_the_default_chip_never_fails_a_compile_and_no_prune_does_not_change_that(conv1_onnx, tmp_path, flags):
-    path, x = conv1_onnx
+def test_the_default_chip_never_fails_a_compile_and_no_prune_does_not_change_that(wide_onnx, tmp_path, flags):
+    path, x = wide_onnx
     np.save(tmp_path / "x.npy", x)
     res = CliRunner().invoke(main, ["compile", str(path), "--calib", str(tmp_path / "x.npy"), "-o", str(tmp_path / "o.snir"),
                                     "--timesteps", "8", *flags])
@@ -198,10 +201,29 @@ def test_the_default_chip_never_fails_a_compile_and_no_prune_does_not_change_tha
     assert "not mapped" in res.output and "input axons" in res.output
 
 
-def test_a_named_chip_that_the_network_does_not_fit_fails(conv1_onnx):
-    path, x = conv1_onnx
+def test_a_named_chip_that_the_network_does_not_fit_fails(wide_onnx):
+    path, x = wide_onnx
     with pytest.raises(MappingError, match="input axons"):
         snc.compile(path, x, hw="loihi", timesteps=8, verify=False)
+
+
+def test_a_max_pool_after_the_analog_input_layer_runs_on_the_host(tmp_path):
+    """The one-conv MNIST shape (Conv 1->32 k2, ReLU, MaxPool 4, Linear 1152->10): the pool runs
+    on the host before the neurons, so the layer has 32x6x6 neurons (not 32x27x27 plus 17,280
+    of the spiking max construction) and the readout's 1,152 input axons fit a Loihi core, with
+    and without pruning."""
+    x = np.random.default_rng(0).random((8, 1, 28, 28)).astype(np.float32)
+    path = zoo.export_onnx(zoo.mnist_conv1(), x, tmp_path / "conv1.onnx")
+    for prune in (True, False):
+        passes = [p for p in DEFAULT_PIPELINE if prune or p != "prune"]
+        snn = snc.compile(path, x, hw="loihi", timesteps=8, passes=passes, verify=False)
+        kinds = [node.kind for node in snn.nodes.values()]
+        assert kinds.count("HostMaxPool2d") == 1 and kinds.count("IF") == 1
+        (pop,) = [n for n, node in snn.nodes.items() if node.kind == "IF"]
+        assert snn[pop].shape == (32, 6, 6)
+        assert snn.meta["mapping"]["hw"] == "loihi" and snn.meta["mapping"]["cores_used"] >= 1
+    spiking = snc.compile(path, x, passes=CONVERSION, host_maxpool=False)
+    assert sum(int(np.prod(n.shape)) for n in spiking.nodes.values() if n.kind == "IF") == 32 * 27 * 27 + 17280
 
 
 def test_a_deep_mlp_with_normalisation_inside_the_graph_compiles_and_keeps_accuracy(data, tmp_path):

@@ -158,7 +158,15 @@ def build_export(graph: Graph, timesteps: int | None = None) -> tuple[dict[str, 
             continue
         for proj in p.projections:
             if proj.static:
-                spec["analog"].append({"index": k_analog, "target": index[p.name]})
+                item = {"index": k_analog, "target": index[p.name]}
+                if proj.host_pool is not None:
+                    # The host takes window maxima of the linear map's result (float64, exact).
+                    pool = graph.nodes[proj.host_pool]
+                    (pre,) = graph.inputs_of(proj.host_pool)
+                    item["max_pool"] = {"in_shape": [int(d) for d in plan.shapes[pre]], "kernel": list(pool.kernel),
+                                        "stride": list(pool.stride), "padding": list(pool.padding),
+                                        "dilation": list(pool.dilation)}
+                spec["analog"].append(item)
                 params.update(_csr_arrays(f"analog{k_analog}", proj.matrix, np.float64))
                 k_analog += 1
                 continue

@@ -16,9 +16,11 @@ import numpy as np
 import scipy.sparse as sp
 
 from snc.errors import InvalidGraph, UnsupportedOperator
-from snc.ir import INPUT, NEURON, READOUT, Graph, Node, Shape
+import torch
 
-from .. import linear_maps
+from snc.ir import HOST, INPUT, NEURON, READOUT, Graph, Node, Shape
+
+from .. import dense_ops, linear_maps
 
 # A projection whose matrix is at least this dense is kept as a dense array (Dense layers).
 DENSE_MATRIX_DENSITY = 0.2
@@ -45,6 +47,7 @@ class Projection:
         dense_weight: np.ndarray | None = None,
         weight_exp: int = 0,
         int_exact: str = "",
+        host_pool: str | None = None,
     ) -> None:
         self.source = source
         self.target = target
@@ -58,6 +61,10 @@ class Projection:
         self.dense_weight = dense_weight  # (n_target, n_source) float32 when the map is a plain matrix
         self.weight_exp = weight_exp  # fixed-point: shift of the summed input (floor)
         self.int_exact = int_exact  # "int8" when weights are integers in [-128, 127] (exact int8 kernel)
+        # A HostMaxPool2d between a direct input and the target: ``nodes``, the matrix and
+        # ``shape`` then describe the linear map to the pool's input (n_pre x n_source), and the
+        # host takes the window maxima (``host_stage``) to get the target's current.
+        self.host_pool = host_pool
 
     @property
     def matrix(self) -> sp.csr_matrix:
@@ -206,23 +213,29 @@ def build_plan(graph: Graph, *, fixed: bool = False) -> Plan:
                     reach.add(op)
                     nodes.append(op)
             src_node = graph.nodes[src]
+            static = src_node.role == INPUT and src_node.encoding == "direct"
             n_t, n_s = int(np.prod(shapes[name])), int(np.prod(shapes[src]))
-            build = _matrix_builder(graph, shapes, src, name, nodes, src_node, node)
+            host_pool = _host_pool(graph, name, nodes, static)
+            into = name
+            if host_pool is not None:
+                nodes = nodes[:-1]
+                into = host_pool
+                n_t = int(np.prod(shapes[graph.inputs_of(host_pool)[0]]))
+            build = _matrix_builder(graph, shapes, src, into, nodes, src_node, node if host_pool is None else None)
             # Structure from the kernel when possible (no matrix), else from the matrix.
             struct = None
-            if getattr(src_node, "keep", None) is None and getattr(node, "keep", None) is None:
-                struct = linear_maps.structure(graph, shapes, src, name, nodes)
+            if getattr(src_node, "keep", None) is None and (host_pool is not None or getattr(node, "keep", None) is None):
+                struct = linear_maps.structure(graph, shapes, src, into, nodes)
             # Structural integer operators (sum pooling, max-pool selections) carry exponent 0;
             # the one quantised operator on the path carries the projection's exponent.
             used = {exps[o] for o in nodes if o in exps} - {0}
             if len(used) > 1:
                 raise UnsupportedOperator(f"projection {src} -> {name} mixes weight exponents {sorted(used)}", node=name)
             exp = used.pop() if used else 0
-            static = src_node.role == INPUT and src_node.encoding == "direct"
             proj = Projection(
                 source=src, target=name, nodes=nodes, matrix=build, static=static,
                 dense_macs=_dense_macs(graph, shapes, nodes) if nodes else n_t,
-                shape=(n_t, n_s), structure=struct, weight_exp=exp,
+                shape=(n_t, n_s), structure=struct, weight_exp=exp, host_pool=host_pool,
             )
             if struct is None:
                 m = proj.matrix
@@ -246,6 +259,30 @@ def build_plan(graph: Graph, *, fixed: bool = False) -> Plan:
     return Plan(graph, shapes, plans, by_name, outgoing, fanout)
 
 
+def _host_pool(graph: Graph, target: str, nodes: list[str], static: bool) -> str | None:
+    """The HostMaxPool2d of a projection (the last operator, feeding ``target`` alone), else None."""
+    host = [o for o in nodes if graph.nodes[o].role == HOST]
+    if not host:
+        return None
+    pool = host[-1]
+    if not static or len(host) > 1 or nodes[-1] != pool or graph.inputs_of(target) != [pool]:
+        raise UnsupportedOperator("a host operator must be the last step between a direct input and the one "
+                                  "population it feeds", node=pool)
+    return pool
+
+
+def host_stage(plan: "Plan", proj: Projection, pre: torch.Tensor) -> torch.Tensor:
+    """The host's step after a projection's linear part: (R, n_pre) -> (R, n_target) window
+    maxima of ``proj.host_pool`` (exact in any dtype: a maximum rounds nothing)."""
+    if proj.host_pool is None:
+        return pre
+    graph = plan.graph
+    (inp,) = graph.inputs_of(proj.host_pool)
+    rows = pre.shape[0]
+    out = dense_ops.apply(graph.nodes[proj.host_pool], [pre.reshape((rows,) + tuple(plan.shapes[inp]))])
+    return out.reshape(rows, -1)
+
+
 def _matrix_builder(graph, shapes, src, name, nodes, src_node, node) -> Callable[[], sp.csr_matrix]:
     def build() -> sp.csr_matrix:
         m = linear_maps.compose(graph, shapes, src, name, nodes)
@@ -254,7 +291,7 @@ def _matrix_builder(graph, shapes, src, name, nodes, src_node, node) -> Callable
     return build
 
 
-def _without_removed(m: sp.csr_matrix, source: Node, target: Node) -> sp.csr_matrix:
+def _without_removed(m: sp.csr_matrix, source: Node, target: Node | None) -> sp.csr_matrix:
     """Drop the synapses of pruned neurons (``keep`` masks): rows of removed targets, columns of
     removed sources."""
     kt = getattr(target, "keep", None)

@@ -26,7 +26,7 @@ from snc.ir import INPUT, READOUT, Graph
 
 from .counting import column_counts, row_counts
 from .neurons import FixedNeurons, FloatNeurons
-from .plan import Plan, PopulationPlan, build_plan
+from .plan import Plan, PopulationPlan, build_plan, host_stage
 from .recorders import ChunkView
 from .result import PopulationStats, SimResult
 from .synapses import ProjectionKernel, evaluate_ops
@@ -99,7 +99,8 @@ class _Batch:
             x64 = self.x.reshape(self.size, -1).astype(np.float64)
             for proj in pop.static:
                 matrix = sim.float_projection(proj).matrix
-                static += np.asarray(matrix @ x64.T).T
+                pre = np.ascontiguousarray(np.asarray(matrix @ x64.T).T)
+                static += host_stage(sim.float_plan, proj, torch.from_numpy(pre)).numpy()
             fx = node.fixed
             lsb = np.asarray(fx.scale, dtype=np.float64).reshape(-1) / 64.0  # float value of one unit of v
             step = 2.0 ** int(fx.bias_exp)
@@ -125,8 +126,8 @@ class _Batch:
                 out = x.to(torch.float32) @ torch.from_numpy(sim.float_projection(proj).dense_weight.T.copy())
             else:
                 leaves = {proj.source: torch.from_numpy(self.x)}
-                out = evaluate_ops(sim.float_plan, pop.name, leaves, proj.nodes, torch.float32)
-            static += out.numpy().reshape(self.size, -1)
+                out = evaluate_ops(sim.float_plan, proj.host_pool or pop.name, leaves, proj.nodes, torch.float32)
+            static += host_stage(sim.float_plan, proj, out.reshape(self.size, -1)).numpy().reshape(self.size, -1)
         if node.role == READOUT and node.bias is not None:
             static += node.bias.reshape(1, -1)  # a readout integrates input and bias alike
         return static.astype(np.float32)

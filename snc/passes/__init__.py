@@ -160,8 +160,9 @@ REGISTRY: dict[str, Pass] = {
              "snc.passes.fold_batchnorm", "fold_batchnorm", options=""),
         Pass("fold-affine", "fold constant elementwise scale/shift (input normalisation) into neighbouring affine layers",
              "snc.passes.fold_affine", "fold_affine", options=""),
-        Pass("convert", "ANN -> SNN: ReLU -> IF (reset by subtraction), biases -> currents, max-pool -> exact spiking max, logits -> readout",
-             "snc.passes.convert", "convert", guarantees=("converted",), options=""),
+        Pass("convert", "ANN -> SNN: ReLU -> IF (reset by subtraction), biases -> currents, max-pool -> exact spiking max "
+             "(on the host after an analog-input layer), logits -> readout",
+             "snc.passes.convert", "convert", guarantees=("converted",)),
         Pass("balance", "data-based threshold balancing: threshold = p-th percentile of each layer's activations (Rueckauer et al. 2017)",
              "snc.passes.balance", "balance", requires=("converted",), guarantees=("balanced",), options=""),
         Pass("quantize", "weights, thresholds, biases and decays of every population (the readout included) to the chip's fixed point (Loihi semantics)",

@@ -8,6 +8,13 @@
   convolutions and pooling; the operators keep only their linear part;
 * max pooling becomes the exact spiking construction of ``maxpool.py`` (a MaxPool directly
   before a ReLU is first swapped with it: relu(max(x)) = max(relu(x)));
+* except after an analog-input layer (option ``host_maxpool``, on by default): a max pool after
+  a ReLU whose input comes from direct inputs through linear operators only runs on the host,
+  before the neurons (``HostMaxPool2d``). The layer's input current is constant, an IF
+  neuron's spike count is monotone in it, so the pooled neuron fires exactly as often as the
+  window's most active one would: exact at every T, and the layer needs 1/k^2 of the neurons and
+  none of the construction's. Done where the constant currents (biases) are equal within every
+  window, which per-channel biases always are;
 * the output layer becomes a non-spiking Readout (membrane integrator), so logits never spike.
 """
 from __future__ import annotations
@@ -19,11 +26,24 @@ from snc.backends import dense_ops
 from snc.errors import UnsupportedOperator
 from snc.ir import IF, Graph, Readout, Scale, ScaleShift
 
+from dataclasses import dataclass
+
+from snc.ir import HostMaxPool2d
+
 from . import PassContext
 from .fold_affine import fold_scale_into_users
 from .maxpool import expand_maxpool
+from .options import option
 
 NAME = "convert"
+
+
+@dataclass
+class Options:
+    """Options of ``convert``."""
+
+    host_maxpool: bool = option(True, "max pools after an analog-input layer run on the host before the neurons "
+                                      "(exact, fewer neurons); False builds every max pool from spiking units")
 # Operators through which non-negative values stay non-negative.
 _KEEPS_SIGN = ("SumPool2d", "AvgPool2d", "Flatten", "Reshape", "Transpose", "Concat", "MaxPool2d")
 
@@ -44,6 +64,52 @@ def _swap_maxpool_relu(g: Graph, ctx: PassContext) -> None:
                 g.set_inputs(u, [name if x == relu else x for x in g.inputs_of(u)])
             g.outputs = [name if o == relu else o for o in g.outputs]
             ctx.note(NAME, f"swapped MaxPool {name!r} and ReLU {relu!r} (relu(max x) = max(relu x))", node=name)
+
+
+def _analog_only(g: Graph, name: str) -> bool:
+    """Whether ``name``'s value comes from direct inputs through linear or affine operators only."""
+    node = g.nodes[name]
+    if node.role == "input":
+        return node.encoding == "direct"
+    if node.role != "linear" and node.kind not in ("BatchNorm", "ScaleShift"):
+        return False  # (one host operator per path: a second max pool stays spiking)
+    return all(_analog_only(g, i) for i in g.inputs_of(name))
+
+
+def _host_maxpools(g: Graph, ctx: PassContext) -> None:
+    """ReLU -> MaxPool and MaxPool -> ReLU on an analog-only input become HostMaxPool2d -> ReLU
+    (see the module docstring) where the constant currents are equal within every window."""
+    constants = None
+    for name in g.topological_order():
+        node = g.nodes.get(name)
+        if node is None or node.kind != "MaxPool2d" or name in g.outputs:
+            continue
+        (before,) = g.inputs_of(name)
+        after = g.users_of(name)
+        if g.nodes[before].kind == "ReLU" and g.users_of(before) == [name] and before not in g.outputs:
+            relu, pre, swap = before, g.inputs_of(before)[0], True
+        elif len(after) == 1 and g.nodes[after[0]].kind == "ReLU":
+            relu, pre, swap = after[0], before, False
+        else:
+            continue
+        if not _analog_only(g, pre):
+            continue
+        if constants is None:
+            constants = _constant_currents(g, g.infer_shapes())
+        c = torch.from_numpy(constants[pre][None].astype(np.float64))
+        if not torch.equal(dense_ops.max_pool2d(node, [c]), -dense_ops.max_pool2d(node, [-c])):
+            ctx.note(NAME, f"max pool {name!r} stays spiking: the constant currents before it differ within a window", node=name)
+            continue
+        if swap:
+            g.set_inputs(name, [pre])
+            g.set_inputs(relu, [name])
+            for u in after:
+                g.set_inputs(u, [relu if x == name else x for x in g.inputs_of(u)])
+        g.replace(name, HostMaxPool2d(kernel=node.kernel, stride=node.stride, padding=node.padding,
+                                      dilation=node.dilation, meta=dict(node.meta)))
+        constants = None  # the graph changed
+        ctx.note(NAME, f"max pool {name!r} runs on the host before the neurons of {relu!r} (its input is analog: "
+                 "exact, no spiking construction)", node=name)
 
 
 def _non_negative(g: Graph, name: str) -> bool:
@@ -99,6 +165,8 @@ def convert(graph: Graph, ctx: PassContext) -> Graph:
             g.replace(name, ScaleShift(scale=s.reshape(view), shift=t.reshape(view), meta=dict(node.meta)))
         elif node.role == "neuron" or node.role == "readout":
             raise UnsupportedOperator("mixed ANN/SNN graphs are not supported by convert", node=name)
+    if ctx.config(NAME, Options).host_maxpool:
+        _host_maxpools(g, ctx)
     _swap_maxpool_relu(g, ctx)
     shapes = g.infer_shapes()
     g.meta["source_macs"] = source_macs(g, shapes)

@@ -4,7 +4,9 @@ of neuromorphic cores (several chips when one is not enough).
 Model (all counts per core, limits from the hardware profile):
 
 * a *block* is a run of contiguous neurons of one population (row-major flat index order);
-  one block per core, never two populations on one core. Input nodes are the host: not mapped.
+  one block per core, never two populations on one core. Input nodes are the host: not mapped;
+  neither are the synapses of a projection through a host operator (``HostMaxPool2d``): the
+  host computes that current and programs it as the population's per-sample bias.
 * neurons:   stop - start                                   <= neurons_per_core
 * memory:    sum over the block's neurons of their incoming non-zero synapses (all projections)
              x (weight_bits + synapse_overhead_bits)        <= synaptic_memory_bits
@@ -64,7 +66,7 @@ from snc.backends import linear_maps
 from snc.errors import InvalidGraph, MappingError
 from snc.hw import HardwareProfile, load_profile
 from snc.hw.mesh import Mesh
-from snc.ir import INPUT, NEURON, READOUT, Graph
+from snc.ir import HOST, INPUT, NEURON, READOUT, Graph
 
 from . import PassContext
 from .options import option
@@ -451,6 +453,10 @@ def projections(graph: Graph, default_bits: int, weight_bits: Any = None) -> Ite
                 if any(i in reach for i in graph.inputs_of(op)):
                     reach.add(op)
                     nodes.append(op)
+            if any(graph.nodes[o].role == HOST for o in nodes):
+                # The host computes this current (a max pool on a direct input) and programs it
+                # as the population's per-sample bias: no synapses, no input axons.
+                continue
             n_src = int(np.prod(shapes[src]))
             bits = _weight_bits(graph, nodes, default_bits, weight_bits)
             masked = getattr(graph.nodes[src], "keep", None) is not None or pop.keep is not None

@@ -170,6 +170,8 @@ def _interval_bounds(plan, input_range: tuple[float, float]) -> dict[str, np.nda
     negative part N (float64). A neuron is dead when P == 0 and the bias is <= 0 (a sum of
     non-positive numbers is non-positive in floating point too), or when P exceeds |N| by less
     than nothing even after P is inflated by _MARGIN against rounding."""
+    from snc.backends.sim.plan import host_stage
+
     lo_in, hi_in = float(input_range[0]), float(input_range[1])
     bounds: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     can_fire: dict[str, np.ndarray] = {}
@@ -187,8 +189,14 @@ def _interval_bounds(plan, input_range: tuple[float, float]) -> dict[str, np.nda
             lo, hi = bounds[proj.source]
             m = proj.matrix.tocsr()
             mp, mn = m.maximum(0), m.minimum(0)
-            pos += mp @ np.maximum(hi, 0) + mn @ np.minimum(lo, 0)
-            neg += mp @ np.minimum(hi, 0) + mn @ np.maximum(lo, 0)
+            p_pre = mp @ np.maximum(hi, 0) + mn @ np.minimum(lo, 0)
+            n_pre = mp @ np.minimum(hi, 0) + mn @ np.maximum(lo, 0)
+            if proj.host_pool is not None:
+                # The host's window maximum: at most the largest positive part plus the largest
+                # (least negative) negative part of the window (a sound over-estimate).
+                p_pre, n_pre = (host_stage(plan, proj, torch.from_numpy(v[None])).numpy()[0] for v in (p_pre, n_pre))
+            pos += p_pre
+            neg += n_pre
         if node.bias is not None:
             b = np.broadcast_to(np.asarray(node.bias, np.float64), pop.shape).reshape(-1)
             pos += np.maximum(b, 0)

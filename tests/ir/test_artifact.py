@@ -21,7 +21,7 @@ from hypothesis.extra import numpy as hnp
 
 import snc.ir as ir
 from snc.backends import analog
-from snc.errors import ArtifactError, SncError
+from snc.errors import ArtifactError, InvalidGraph, SncError
 from snc.ir import artifact
 from snc.ir.io import ENCODINGS, READOUT_MODES
 from snc.ir.neurons import RESETS
@@ -137,6 +137,8 @@ def every_kind_graph() -> ir.Graph:
     g.add("out", ir.Readout(shape=(3,), mode="membrane", bias=w(3),
                             fixed=ir.NeuronFixed(vth=1, bias_mant=np.array([1, -2, 3], np.int32), du=0, dv=4096, scale=1e-300)), ["d2"])
     g.add("count", ir.Readout(shape=(5,), mode="spike_count"), ["h2"])
+    g.add("hmp", ir.HostMaxPool2d(kernel=(2, 2), stride=(2, 1), padding=(1, 0, 0, 1), dilation=(1, 2)), ["x"])
+    g.add("h3", ir.IF(shape=(2, 3, 5)), ["hmp"])
     g.outputs = ["out", "count"]
     return g
 
@@ -251,6 +253,7 @@ NODES = {
     "Scale": st.builds(ir.Scale, scale=bits_f32(small_shapes), meta=metas),
     "ReLU": st.builds(ir.ReLU, ceiling=maybe(st.floats()), meta=metas),
     "MaxPool2d": st.builds(ir.MaxPool2d, kernel=pairs, stride=pairs, padding=pads, dilation=pairs, meta=metas),
+    "HostMaxPool2d": st.builds(ir.HostMaxPool2d, kernel=pairs, stride=pairs, padding=pads, dilation=pairs, meta=metas),
     "BatchNorm": st.integers(0, 3).flatmap(
         lambda n: st.builds(ir.BatchNorm, mean=bits_f32(st.just((n,))), var=bits_f32(st.just((n,))),
                             gamma=bits_f32(st.just((n,))), beta=bits_f32(st.just((n,))), eps=st.floats(), meta=metas)
@@ -587,3 +590,27 @@ def test_save_creates_folders_and_overwrites(tmp_path):
     ir.save(g, path)
     assert_same_graph(g, ir.load(path))
     assert sorted(p.name for p in path.parent.iterdir()) == ["m.snir"]
+
+
+def test_host_operators_read_only_direct_inputs():
+    """A HostMaxPool2d is the host's: the validator names it when a spiking population or a spike
+    input lies upstream."""
+    g = ir.Graph()
+    g.add("x", ir.Input(shape=(1, 4, 4)))
+    g.add("c", ir.Conv2d(weight=np.ones((2, 1, 1, 1), np.float32)), ["x"])
+    g.add("hmp", ir.HostMaxPool2d(kernel=2, stride=2), ["c"])
+    g.add("h", ir.IF(shape=(2, 2, 2)), ["hmp"])
+    g.add("f", ir.Flatten(), ["h"])
+    g.add("d", ir.Dense(weight=np.ones((3, 8), np.float32)), ["f"])
+    g.add("out", ir.Readout(shape=(3,)), ["d"])
+    g.outputs = ["out"]
+    g.validate()
+    bad = g.copy()
+    bad.add("hmp2", ir.HostMaxPool2d(kernel=2, stride=2), ["h"])
+    bad.add("h2", ir.IF(shape=(2, 1, 1)), ["hmp2"])
+    with pytest.raises(InvalidGraph, match=r"hmp2.*downstream of 'h' \(IF\)"):
+        bad.validate()
+    spikes = g.copy()
+    spikes.replace("x", ir.Input(shape=(1, 4, 4), encoding="spikes"))
+    with pytest.raises(InvalidGraph, match=r"hmp.*spike input 'x'"):
+        spikes.validate()

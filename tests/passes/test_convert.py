@@ -11,6 +11,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+import snc.backends.sim as sim
 import snc.ir as ir
 from snc.backends import analog
 from snc.errors import UnsupportedOperator
@@ -29,8 +30,8 @@ def rand(rng, *shape, scale=0.5):
     return (rng.normal(size=shape) * scale).astype(np.float32)
 
 
-def compile_no_balance(ann: ir.Graph) -> tuple[ir.Graph, PassContext]:
-    ctx = PassContext()
+def compile_no_balance(ann: ir.Graph, **options) -> tuple[ir.Graph, PassContext]:
+    ctx = PassContext(options=options)
     g = ann
     for name in ("fold-bn", "fold-affine", "convert"):
         g = get(name)(g, ctx)
@@ -205,13 +206,14 @@ NETS = [padded_conv_avgpool, padded_conv_avgpool_include_pad, residual, concat_b
 
 @pytest.mark.parametrize("make", NETS, ids=lambda f: f.__name__)
 @pytest.mark.parametrize("seed", [0, 1])
-def test_converted_readout_equals_ann_logits(make, seed):
+@pytest.mark.parametrize("host_maxpool", [True, False], ids=["host-maxpool", "spiking-maxpool"])
+def test_converted_readout_equals_ann_logits(make, seed, host_maxpool):
     rng = np.random.default_rng(seed)
     ann, shape = make(rng)
     ann.validate()
     x = rng.normal(size=(24,) + shape).astype(np.float32)
     want = ann_out(ann, x)
-    snn, ctx = compile_no_balance(ann)
+    snn, ctx = compile_no_balance(ann, host_maxpool=host_maxpool)
     assert_spiking(snn)
     (readout,) = snn.outputs
     assert snn[readout].kind == "Readout" and snn[readout].mode == "membrane"
@@ -438,7 +440,7 @@ def test_expanded_maxpool_equals_torch(kernel, stride, padding, dilation):
     rng = np.random.default_rng(0)
     c, hw = 3, (7, 8)
     ann = _mp_graph(c, hw, kernel, stride, padding, dilation)
-    snn, ctx = compile_no_balance(ann)
+    snn, ctx = compile_no_balance(ann, host_maxpool=False)  # the spiking construction
     assert_spiking(snn)
     assert "MaxPool2d" not in [n.kind for n in snn.nodes.values()]
     units = [n for n, node in snn.nodes.items() if node.meta.get("maxpool_unit_of") == "mp"]
@@ -503,7 +505,81 @@ def test_maxpool_over_possibly_negative_values_is_refused(where):
 def test_maxpool_swapped_with_following_relu_is_reported():
     rng = np.random.default_rng(0)
     ann, _ = maxpool_before_relu(rng)
-    snn, ctx = compile_no_balance(ann)
+    snn, ctx = compile_no_balance(ann, host_maxpool=False)
     notes = [e for e in ctx.report if "swapped" in e["message"]]
     assert len(notes) == 1 and notes[0]["node"] == "mp" and "'r'" in notes[0]["message"]
     assert snn.inputs_of("r") == ["c"]  # the population now reads the conv directly
+
+
+def _pool_net(rng, kernel, stride, padding, dilation, shift=None):
+    g = ir.Graph("host_pool")
+    g.add("x", ir.Input(shape=(2, 9, 9)))
+    src = "x"
+    if shift is not None:
+        g.add("ss", ir.ScaleShift(scale=np.ones((2, 1, 1), np.float32), shift=np.full((2, 1, 1), shift, np.float32)), ["x"])
+        src = "ss"
+    g.add("c", ir.Conv2d(weight=rand(rng, 4, 2, 3, 3), bias=rand(rng, 4), padding=1), [src])
+    g.add("r", ir.ReLU(), ["c"])
+    g.add("mp", ir.MaxPool2d(kernel=kernel, stride=stride, padding=padding, dilation=dilation), ["r"])
+    g.add("f", ir.Flatten(), ["mp"])
+    n = int(np.prod(g.infer_shapes()["f"]))
+    g.add("d", ir.Dense(weight=rand(rng, 3, n)), ["f"])
+    g.outputs = ["d"]
+    return g
+
+
+@pytest.mark.parametrize("kernel, stride, padding, dilation", [(2, 2, 0, 1), (3, 2, 1, 1), ((2, 3), (1, 2), 0, (2, 1))],
+                         ids=["2x2", "3x3-s2-p1", "2x3-dilated"])
+@pytest.mark.parametrize("timing", ["sync", "delay"])
+def test_host_maxpool_fires_exactly_as_the_most_active_neuron_of_its_window(kernel, stride, padding, dilation, timing):
+    """After an analog-input layer the max pool runs on the host before the neurons: each pooled
+    neuron's spike count equals, at every T, the largest count in its window of the layer
+    without pooling (constant input, and an IF neuron's count is monotone in it)."""
+    rng = np.random.default_rng(3)
+    ann = _pool_net(rng, kernel, stride, padding, dilation)
+    host, ctx = compile_no_balance(ann)
+    assert host["mp"].kind == "HostMaxPool2d" and host.inputs_of("r") == ["mp"] and host.inputs_of("mp") == ["c"]
+    assert any("runs on the host" in e["message"] for e in ctx.report)
+    plain = _pool_net(np.random.default_rng(3), kernel, stride, padding, dilation)
+    plain.set_inputs("f", ["r"])
+    plain.remove("mp")
+    plain.replace("d", ir.Dense(weight=np.zeros((3, 4 * 9 * 9), np.float32)))
+    unpooled, _ = compile_no_balance(plain)
+    x = rng.random((12, 2, 9, 9)).astype(np.float32) * 2
+    for steps in (5, 40):
+        a = sim.simulate(host, x, timesteps=steps, timing=timing, rasters=range(len(x)))
+        b = sim.simulate(unpooled, x, timesteps=steps, timing=timing, rasters=range(len(x)))
+        got = np.stack([a.populations["r"].rasters[i].sum(axis=0) for i in range(len(x))]).reshape((len(x),) + host["r"].shape)
+        counts = np.stack([b.populations["r"].rasters[i].sum(axis=0) for i in range(len(x))]).astype(np.float64)
+        want = ir_maxpool(ann["mp"], counts.reshape((len(x),) + unpooled["r"].shape))
+        np.testing.assert_array_equal(got, want)
+        assert got.sum() > 0
+    # and the readout still matches the ANN in the rate limit
+    close(snn_out(host, x), ann_out(ann, x))
+
+
+def ir_maxpool(node, counts):
+    p = node.padding
+    t = F.pad(torch.from_numpy(counts), (p[1], p[3], p[0], p[2]), value=float("-inf"))
+    return F.max_pool2d(t, node.kernel, node.stride, dilation=node.dilation).numpy()
+
+
+def test_host_maxpool_only_where_the_constant_currents_are_equal_in_every_window():
+    """A shift before a padded convolution gives border neurons other constant currents than
+    inner ones: max(z + c) is not max(z) + c there, so the pool stays spiking (with a note)."""
+    ann = _pool_net(np.random.default_rng(0), 2, 2, 0, 1, shift=0.7)
+    snn, ctx = compile_no_balance(ann)
+    assert "HostMaxPool2d" not in [n.kind for n in snn.nodes.values()]
+    assert any("stays spiking" in e["message"] and e["node"] == "mp" for e in ctx.report)
+    x = np.random.default_rng(1).normal(size=(8, 2, 9, 9)).astype(np.float32)
+    close(snn_out(snn, x), ann_out(ann, x))
+
+
+def test_a_second_max_pool_after_a_host_pool_stays_spiking():
+    rng = np.random.default_rng(0)
+    ann, shape = maxpool_after_relu(rng)
+    snn, _ = compile_no_balance(ann)
+    assert snn["mp"].kind == "HostMaxPool2d" and snn["mp2"].kind == "Add"  # the spiking construction
+    x = rng.normal(size=(8,) + shape).astype(np.float32)
+    close(snn_out(snn, x), ann_out(ann, x))
+    sim.simulate(snn, x, timesteps=4)  # the simulator's plan accepts it

@@ -44,6 +44,23 @@ def round_half_away(x: np.ndarray) -> np.ndarray:
     return np.sign(x) * np.floor(np.abs(x) + 0.5)
 
 
+def max_pool(values: np.ndarray, pool: dict) -> np.ndarray:
+    """Window maxima of a (C, H, W) map given flat (the host's max pool; padding never wins)."""
+    c, h, w = pool["in_shape"]
+    (kh, kw), (sh, sw), (dh, dw) = pool["kernel"], pool["stride"], pool["dilation"]
+    top, left, bottom, right = pool["padding"]
+    x = np.full((c, h + top + bottom, w + left + right), -np.inf)
+    x[:, top:top + h, left:left + w] = values.reshape(c, h, w)
+    ho = (x.shape[1] - dh * (kh - 1) - 1) // sh + 1
+    wo = (x.shape[2] - dw * (kw - 1) - 1) // sw + 1
+    out = np.full((c, ho, wo), -np.inf)
+    for m in range(kh):
+        for n in range(kw):
+            tap = x[:, m * dh: m * dh + sh * (ho - 1) + 1: sh, n * dw: n * dw + sw * (wo - 1) + 1: sw]
+            np.maximum(out, tap, out=out)
+    return out.reshape(-1)
+
+
 def analog_bias(spec: dict, params: dict, sample: np.ndarray, cfg: str) -> dict[int, np.ndarray]:
     """Per-population constant input from a direct (analog) sample, as the host computes it once
     per sample: fixed point -> v units (multiple of 2**bias_exp); float -> float current."""
@@ -52,6 +69,8 @@ def analog_bias(spec: dict, params: dict, sample: np.ndarray, cfg: str) -> dict[
     for item in spec["analog"]:
         i = item["target"]
         current = csr(params, f"analog{item['index']}", np.float64) @ x
+        if item.get("max_pool"):
+            current = max_pool(current, item["max_pool"])
         out[i] = out.get(i, 0.0) + current
     if cfg == "float":
         return out
