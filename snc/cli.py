@@ -186,6 +186,7 @@ def _quantize_bits(quantize: str, weight_bits: int | None) -> int | None:
 @click.option("--prune-activity", is_flag=True, help="Also remove neurons that never spike on the calibration data (not proved for unseen inputs; with --calib-labels the report gives accuracy on a held-back part).")
 @click.option("--prune-sparsity", type=click.FloatRange(0, 1, max_open=True), default=None, help="Also set this fraction of the smallest weights of each layer to zero.")
 @click.option("--input-range", default=None, metavar="LO,HI", help="Range of every input value, for provable pruning (default: the calibration data's range).")
+@click.option("--host-maxpool/--no-host-maxpool", default=True, show_default=True, help="Run a max pool that follows an analog-input layer on the host, before the neurons (exact, 1/k^2 of the neurons); --no-host-maxpool builds every max pool from spiking units.")
 @click.option("--verify", is_flag=True, help="Prove passes by simulation (quantize: float vs fixed point; prune: re-simulation under both timings) and cost prune's savings.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object: passes [{name, seconds, changes}], report, populations.")
 @click.option("--target", type=click.Choice(["snir", "lava"]), default="snir", show_default=True,
@@ -193,8 +194,8 @@ def _quantize_bits(quantize: str, weight_bits: int | None) -> int | None:
 @handle_errors
 def compile_cmd(model: str, output: str, calib: str | None, calib_labels: str | None, timesteps: int, percentile: float,
                 passes: str | None, hw: str | None, quantize: str, weight_bits: int | None, scaling: str, prune: bool,
-                prune_activity: bool, prune_sparsity: float | None, input_range: str | None, verify: bool, as_json: bool,
-                target: str) -> None:
+                prune_activity: bool, prune_sparsity: float | None, input_range: str | None, host_maxpool: bool,
+                verify: bool, as_json: bool, target: str) -> None:
     """Compile MODEL (.onnx, .pt2) into a spiking network artifact (.snir).
 
     Default passes: fold-bn, fold-affine, convert, balance, quantize, prune, map (`snc passes`)."""
@@ -221,6 +222,8 @@ def compile_cmd(model: str, output: str, calib: str | None, calib_labels: str | 
         options["prune_activity"] = True
     if input_range is not None:
         options["input_range"] = _parse_range(input_range)
+    if not host_maxpool:
+        options["host_maxpool"] = False
     _check_compile_request(names, options)
     t0 = time.perf_counter()
     stage(f"snc: reading {model}")

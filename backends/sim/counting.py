@@ -22,12 +22,14 @@ def row_counts(a: np.ndarray) -> np.ndarray:
 def column_counts(a: np.ndarray) -> np.ndarray:
     """Number of True per column of a C-contiguous 2-D bool array, int64."""
     rows, n = a.shape
-    if n % 8 or not a.flags.c_contiguous or rows < 255:
+    if n % 8 or not a.flags.c_contiguous or rows == 0:
         return np.count_nonzero(a, axis=0).astype(np.int64)
     words = a.view(np.uint64)  # (rows, n / 8), each word holds 8 columns in its bytes
     full = rows - rows % 255
-    lanes = words[:full].reshape(-1, 255, n // 8).sum(axis=1, dtype=np.uint64)  # per byte <= 255
-    counts = lanes.view(np.uint8).reshape(-1, n).sum(axis=0, dtype=np.int64)
+    counts = np.zeros(n, dtype=np.int64)
+    if full:
+        lanes = words[:full].reshape(-1, 255, n // 8).sum(axis=1, dtype=np.uint64)  # per byte <= 255
+        counts += lanes.view(np.uint8).reshape(-1, n).sum(axis=0, dtype=np.int64)
     if full < rows:
-        counts += np.count_nonzero(a[full:], axis=0)
+        counts += words[full:].sum(axis=0, dtype=np.uint64).view(np.uint8)  # < 255 rows: no carry
     return counts

@@ -265,3 +265,13 @@ def test_rate_encoding_is_bernoulli_and_seeded():
     np.testing.assert_array_equal(a.populations["x"].rasters[0], b.populations["x"].rasters[0])
     rates = a.populations["x"].neuron_spikes / (50 * 200)
     np.testing.assert_allclose(rates, [0, 0.25, 0.5, 1.0], atol=0.02)
+
+
+@pytest.mark.parametrize("rows", [1, 7, 64, 254, 255, 256, 511, 600])
+def test_bit_counting_matches_numpy(rows):
+    from snc.backends.sim.counting import column_counts, row_counts
+
+    a = np.random.default_rng(rows).random((rows, 72)) < 0.4
+    np.testing.assert_array_equal(column_counts(a), a.sum(axis=0))
+    np.testing.assert_array_equal(row_counts(a), a.sum(axis=1))
+    np.testing.assert_array_equal(column_counts(np.ones((rows, 16), bool)), np.full(16, rows))
