@@ -311,7 +311,7 @@ def _progress_bar(total: int, label: str):
 @click.option("--labels", "labels_path", type=click.Path(dir_okay=False), help="Integer labels (.npy/.npz), (N,).")
 @click.option("--calib", type=click.Path(dir_okay=False), help="Calibration samples, to compile a model on the fly.")
 @click.option("--timesteps", type=click.IntRange(min=1), default=None, help="Steps per sample (default: the artifact's).")
-@click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=1), default=None, help="Samples simulated together (default: 64, more for small networks).")
 @click.option("--arithmetic", type=click.Choice(["float", "fixed"]), default=None,
               help="float32, or Loihi fixed point (needs a quantised graph). Default: the artifact's (fixed if it was quantised).")
 @click.option("--fixed-point", is_flag=True, help="Same as --arithmetic fixed.")
@@ -455,7 +455,7 @@ def _jsonable(value: Any) -> Any:
 @click.option("--hw", "hw", multiple=True, help="Hardware profile name or TOML file; repeat for side-by-side columns (default: loihi). See `snc hw list`.")
 @click.option("--baseline", default="fp32", show_default=True, help="ANN baseline number format (fp32, fp16, int8, int32 of horowitz45, or PROFILE:FORMAT).")
 @click.option("--timesteps", type=click.IntRange(min=1), default=None, help="Steps per sample (default: the artifact's).")
-@click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=1), default=None, help="Samples simulated together (default: 64, more for small networks).")
 @click.option("--percentile", type=click.FloatRange(0, 100, min_open=True), default=99.9, show_default=True, help="For on-the-fly compilation.")
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Use only the first N samples.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (energies in J per inference, latencies in s).")

@@ -74,7 +74,7 @@ def estimate(
     hw: Sequence[str | HardwareProfile] = ("loihi",),
     baseline: str = DEFAULT_BASELINE,
     timesteps: int | None = None,
-    batch_size: int = 64,
+    batch_size: int | None = None,
     calibration: np.ndarray | None = None,
     raster_sample: int = 0,
     progress: Callable[[int, int], None] | None = None,

@@ -217,7 +217,7 @@ def simulate(
     *,
     labels: np.ndarray | None = None,
     timesteps: int | None = None,
-    batch_size: int = 64,
+    batch_size: int | None = None,
     arithmetic: str = "float32",
     timing: str = "sync",
     rasters: Iterable[int] = (),
@@ -230,6 +230,9 @@ def simulate(
 
     arithmetic: ``float32`` or ``fixed`` (Loihi fixed point; needs a quantised graph).
     timing:     ``sync`` (layer-synchronous) or ``delay`` (one step per projection, as Lava).
+    batch_size: samples simulated together; default (None) ``auto_batch``: at least 64, more
+                while a chunk of 8 steps of the largest population stays within the working-set
+                budget (fewer, larger numpy/torch operations; results do not depend on it).
     rasters:    sample indices whose full spike rasters to keep.
     seed:       seed of the Bernoulli draws of rate-encoded inputs (per sample, so results do
                 not depend on the batch size).
@@ -240,7 +243,7 @@ def simulate(
     timesteps = int(timesteps if timesteps is not None else graph.meta.get("timesteps", 64))
     if timesteps < 1:
         raise InvalidData(f"timesteps must be >= 1, got {timesteps}")
-    if batch_size < 1:
+    if batch_size is not None and batch_size < 1:
         raise InvalidData(f"batch size must be >= 1, got {batch_size}")
     has_rate = any(graph.nodes[n].encoding == "rate" for n in graph.input_names)
     sim = Simulation(graph, arithmetic=arithmetic, timing=timing, rate_seed=seed if has_rate else None)
@@ -276,6 +279,8 @@ def simulate(
     u_wraps: dict[str, int] = {}
     v_sats: dict[str, int] = {}
 
+    if batch_size is None:
+        batch_size = auto_batch(sim.max_size, n_samples, chunk_elements)
     for first in range(0, n_samples, batch_size):
         x = data[first:first + batch_size]
         batch = _Batch(sim, x, first)
@@ -320,6 +325,12 @@ def simulate(
         overflow=overflow,
         extra={rec.name: rec.finish() for rec in recorders},
     )
+
+
+def auto_batch(max_size: int, n_samples: int, chunk_elements: int = CHUNK_ELEMENTS) -> int:
+    """The default batch: 64 samples, or more while 8 steps of the largest population fit in
+    ``chunk_elements`` (small networks: the per-operation overhead is spread over more samples)."""
+    return max(1, min(max(n_samples, 1), max(64, chunk_elements // (8 * max(1, max_size)))))
 
 
 def _input_spikes(sim: Simulation, batch: _Batch, pop: PopulationPlan, data: np.ndarray, t0: int, tc: int) -> np.ndarray:
