@@ -42,7 +42,8 @@ whole calibration set as one batch.
                Sinabs: chunks of at most 256 MB of activations).
   spikes       all events of all spiking layers per sample up to T = 64 (a MultiSpike neuron
                emitting k counts k; snc counts every IF population, including the neurons of its
-               exact max-pooling construction).
+               exact max-pooling construction; a max pool right after the analog-input layer
+               runs on snc's host before the neurons and has none).
   neurons      spiking neurons per sample.
   speedup      snc sim speedup = peer sim s / snc sim s (> 1: snc faster);
   d convert    snc convert s - peer convert s (< 0: snc converts faster).

@@ -15,7 +15,7 @@ from typing import Any
 from . import errors
 from .errors import (
     ArtifactError, BackendError, CalibrationError, HardwareProfileError, InvalidData, InvalidGraph,
-    InvalidModel, InvalidOption, MappingError, ShapeError, SncError, UnsupportedOperator,
+    InvalidModel, InvalidOption, MappingError, PluginError, ShapeError, SncError, UnsupportedOperator,
 )
 
 __version__ = "0.1.0"
@@ -35,12 +35,15 @@ _LAZY = {
     "simulate": ("snc.backends.sim", "simulate"),
     "SimResult": ("snc.backends.sim", "SimResult"),
     "evaluate_ann": ("snc.backends.analog", "evaluate"),
+    "registry": ("snc.registry", None),
+    "Frontend": ("snc.registry", "Frontend"),
+    "Backend": ("snc.registry", "Backend"),
 }
 
 __all__ = sorted(set(_LAZY) | {
     "errors", "SncError", "InvalidModel", "UnsupportedOperator", "ShapeError", "InvalidGraph",
     "InvalidData", "InvalidOption", "ArtifactError", "CalibrationError", "MappingError", "HardwareProfileError",
-    "BackendError", "__version__",
+    "BackendError", "PluginError", "__version__",
 })
 
 

@@ -100,6 +100,33 @@ def _with_file(path: str | None):
     return _Ctx()
 
 
+class _BackendChoice(click.ParamType):
+    """A built-in or installed (snc.backends entry point) backend name, looked up when the command
+    runs (so a plug-in installed after snc was imported counts); names only, nothing imported."""
+
+    name = "backend"
+
+    def __init__(self, exporters: bool = False) -> None:
+        self.exporters = exporters
+
+    def names(self) -> list[str]:
+        from snc import registry
+
+        names = registry.backend_names()
+        if self.exporters:  # built-ins without an exporter (snc's simulator) are not targets
+            names = [n for n in names if n not in registry.BUILTIN_BACKENDS or registry.BUILTIN_BACKENDS[n].export is not None]
+        return names
+
+    def get_metavar(self, param, ctx=None) -> str:
+        return "[" + "|".join(self.names()) + "]"
+
+    def convert(self, value, param, ctx):
+        names = self.names()
+        if value not in names:
+            self.fail(f"{value!r} is not one of {', '.join(names)}", param, ctx)
+        return value
+
+
 def _load_graph(path: str):
     from snc.frontends import load_model
 
@@ -317,7 +344,7 @@ def _progress_bar(total: int, label: str):
 @click.option("--fixed-point", is_flag=True, help="Same as --arithmetic fixed.")
 @click.option("--timing", type=click.Choice(["sync", "delay"]), default=None,
               help="sync: layer-synchronous (default for snc); delay: one step per synapse (Loihi/Lava; always with --backend lava).")
-@click.option("--backend", type=click.Choice(["snc", "lava"]), default="snc", show_default=True,
+@click.option("--backend", type=_BackendChoice(), default="snc", show_default=True,
               help="snc's event simulator, or the exported program run in Lava (.venv-lava or $SNC_LAVA_PYTHON).")
 @click.option("--check", is_flag=True, help="With --backend lava: also run snc's simulator (delay timing) and compare every spike; exit 1 on any mismatch.")
 @click.option("--lava-timeout", type=click.FloatRange(min=1), default=None, help="Seconds before the Lava run is stopped.")
@@ -356,6 +383,16 @@ def simulate_cmd(artifact, data_path, labels_path, calib, timesteps, batch_size,
                 result, _, report = lava_check(graph, x, timesteps=timesteps, cfg=cfg, labels=y, seed=seed, timeout=lava_timeout)
             else:
                 result = simulate_lava(graph, x, timesteps=timesteps, cfg=cfg, labels=y, seed=seed, timeout=lava_timeout)
+    elif backend != "snc":
+        from snc import registry
+
+        plugin = registry.backend(backend)
+        if plugin.simulate is None:
+            raise SncError(f"backend {backend!r} has no simulator")
+        stage(f"snc: running {len(x)} sample(s) on {backend}")
+        with _with_file(artifact):
+            result = plugin.simulate(graph, x, labels=y, timesteps=timesteps, arithmetic="fixed" if fixed_point else "float32",
+                                     timing=timing or "sync", seed=seed)
     else:
         bar, update = _progress_bar(len(x), "simulating")
         with bar, _with_file(artifact):
@@ -501,13 +538,17 @@ def hw_group() -> None:
 
 
 @hw_group.command("list")
+@handle_errors
 def hw_list() -> None:
-    """List the shipped hardware profiles."""
+    """List the hardware profiles: shipped ones, then installed snc.hw plug-ins."""
     from snc.hw import available_profiles, load_profile
+    from snc.registry import hw_plugin_names
 
+    plugins = set(hw_plugin_names())
     for name in available_profiles():
         p = load_profile(name)
-        click.echo(f"{name.ljust(14)} {p.kind.ljust(13)} {p.title}")
+        origin = " (plug-in)" if name in plugins else ""
+        click.echo(f"{name.ljust(14)} {p.kind.ljust(13)} {p.title}{origin}")
 
 
 @hw_group.command("show")
@@ -522,18 +563,26 @@ def hw_show(name: str) -> None:
 
 @main.command("export")
 @click.argument("artifact", type=click.Path(dir_okay=False))
-@click.option("--to", "target", type=click.Choice(["lava"]), required=True, help="Target toolchain.")
+@click.option("--to", "target", type=_BackendChoice(exporters=True), required=True,
+              help="Target toolchain: lava, or an installed snc.backends plug-in.")
 @click.option("-o", "--output", required=True, type=click.Path(file_okay=False), help="Output folder.")
 @click.option("--timesteps", type=click.IntRange(min=1), default=None, help="Default steps written into the program.")
 @handle_errors
 def export_cmd(artifact: str, target: str, output: str, timesteps: int | None) -> None:
-    """Export a compiled ARTIFACT (.snir) for another toolchain: a runnable Lava program folder."""
-    from snc.backends.lava import export
+    """Export a compiled ARTIFACT (.snir) for another toolchain: a runnable Lava program folder
+    (--to lava), or what an installed snc.backends plug-in writes."""
+    from snc import registry
 
+    backend = registry.backend(target)
+    if backend.export is None:
+        raise SncError(f"backend {target!r} has no exporter")
     graph = _load_graph(artifact)
     with _with_file(artifact):
-        folder = export(graph, output, timesteps=timesteps)
-    click.echo(f"wrote {folder} (run: python {folder}/run.py --steps N --input x.npy --out spikes.npz)")
+        folder = backend.export(graph, output, timesteps=timesteps)
+    if target == "lava":
+        click.echo(f"wrote {folder} (run: python {folder}/run.py --steps N --input x.npy --out spikes.npz)")
+    else:
+        click.echo(f"wrote {folder}")
 
 
 @main.command("passes")

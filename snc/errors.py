@@ -75,3 +75,8 @@ class HardwareProfileError(SncError):
 
 class BackendError(SncError):
     """A backend (simulator, emitter, external runtime) failed."""
+
+
+class PluginError(SncError):
+    """A registered plug-in (entry point of snc.frontends, snc.backends, snc.hw) could not be
+    loaded or is not what its group expects."""

@@ -119,8 +119,11 @@ class HardwareProfile:
 
 
 def available_profiles() -> list[str]:
-    """Names of the profiles shipped with snc."""
-    return sorted(p.stem for p in PROFILE_DIR.glob("*.toml"))
+    """Names of the profiles shipped with snc, then those of installed ``snc.hw`` plug-ins."""
+    from snc.registry import hw_plugin_names
+
+    shipped = sorted(p.stem for p in PROFILE_DIR.glob("*.toml"))
+    return shipped + [n for n in hw_plugin_names() if n not in shipped]
 
 
 def _fail(msg: str, path: str) -> HardwareProfileError:
@@ -198,7 +201,8 @@ def parse_profile(doc: dict[str, Any], path: str) -> HardwareProfile:
 
 
 def load_profile(name_or_path: str | os.PathLike | HardwareProfile) -> HardwareProfile:
-    """A shipped profile by name (``loihi``, ``loihi2``, ``truenorth``, ...) or a TOML file."""
+    """A shipped profile by name (``loihi``, ``loihi2``, ``truenorth``, ...), an installed
+    ``snc.hw`` plug-in by name, or a TOML file."""
     if isinstance(name_or_path, HardwareProfile):
         return name_or_path
     text = str(name_or_path)
@@ -206,7 +210,11 @@ def load_profile(name_or_path: str | os.PathLike | HardwareProfile) -> HardwareP
     if path.suffix.lower() != ".toml" and os.sep not in text and "/" not in text:
         path = PROFILE_DIR / f"{text}.toml"
         if not path.exists():
-            raise HardwareProfileError(f"unknown hardware profile {text!r}; shipped: {', '.join(available_profiles())}")
+            from snc.registry import hw_plugin_names, hw_profile
+
+            if text in hw_plugin_names():
+                return hw_profile(text)
+            raise HardwareProfileError(f"unknown hardware profile {text!r}; available: {', '.join(available_profiles())}")
     if not path.exists():
         raise HardwareProfileError("no such profile file", file=str(path))
     try:
