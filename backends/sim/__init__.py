@@ -3,7 +3,7 @@
     result = simulate(graph, x, labels=y, timesteps=64)      # float32, layer-synchronous
     result = simulate(graph, x, arithmetic="fixed", timing="delay")   # Loihi/Lava semantics
 """
-from .plan import Plan, Projection, build_plan
+from ..plan import Plan, Projection, build_plan
 from .result import PopulationStats, SimResult
 from .simulator import ARITHMETIC, TIMING, simulate
 

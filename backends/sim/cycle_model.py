@@ -37,7 +37,7 @@ from snc.hw import HardwareProfile
 from snc.hw.mesh import Mesh
 from snc.ir import INPUT, Graph
 
-from .plan import Plan
+from ..plan import Plan
 from .recorders import ProjectedCounts
 
 

@@ -26,7 +26,7 @@ from snc.ir import INPUT, READOUT, Graph
 
 from .counting import column_counts, row_counts
 from .neurons import FixedNeurons, FloatNeurons
-from .plan import Plan, PopulationPlan, build_plan, host_stage
+from ..plan import Plan, PopulationPlan, build_plan, host_stage
 from .recorders import ChunkView
 from .result import PopulationStats, SimResult
 from .synapses import ProjectionKernel, evaluate_ops

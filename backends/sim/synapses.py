@@ -21,7 +21,7 @@ import torch.nn.functional as F
 
 from .. import dense_ops
 from .counting import row_counts
-from .plan import Plan, Projection
+from ..plan import Plan, Projection
 
 # Seconds per operation, measured by benchmarks/sim_kernels.py (2-core Xeon with AMX, torch 2.13;
 # see docs/benchmarks.md). Only their ratios matter: they set where the event path starts to win.

@@ -17,7 +17,7 @@ Model (all counts per core, limits from the hardware profile):
 
 A *projection* is the composed linear map from one source population to one target population
 through the synaptic operators between them (pooling, reshapes, concatenations, residual joins;
-the same walk as ``snc.backends.sim.plan``); its non-zeros are the synapses. Weights are read from
+the same walk as ``snc.backends.plan``: ``snc.ir.projections``); its non-zeros are the synapses. Weights are read from
 the float ``weight`` arrays: a float zero stays zero when quantised, so this is never smaller than
 the fixed-point pattern. Weight bits: ``options["weight_bits"]``, else the largest
 ``fixed.weight_bits`` on the projection's operators, else the profile's ``weight_bits``.
@@ -66,7 +66,8 @@ from snc.backends import linear_maps
 from snc.errors import InvalidGraph, MappingError
 from snc.hw import HardwareProfile, load_profile
 from snc.hw.mesh import Mesh
-from snc.ir import HOST, INPUT, NEURON, READOUT, Graph
+from snc.ir import HOST, NEURON, READOUT, Graph
+from snc.ir.projections import fan_in
 
 from . import PassContext
 from .options import option
@@ -433,26 +434,8 @@ def projections(graph: Graph, default_bits: int, weight_bits: Any = None) -> Ite
             continue
         keep = getattr(graph.nodes[name], "keep", None)
         pop = _Population(name, int(np.prod(shapes[name])), None if keep is None else keep.reshape(-1))
-        ops: set[str] = set()
-        sources: set[str] = set()
-        stack = list(graph.inputs_of(name))
-        while stack:
-            x = stack.pop()
-            if roles[x] in (INPUT, NEURON, READOUT):
-                if roles[x] == READOUT:
-                    raise InvalidGraph("a Readout cannot feed another population", node=x)
-                sources.add(x)
-            elif x not in ops:
-                ops.add(x)
-                stack.extend(graph.inputs_of(x))
-        ops_sorted = sorted(ops, key=position.__getitem__)
-        for src in sorted(sources, key=position.__getitem__):
-            reach = {src}
-            nodes = []
-            for op in ops_sorted:
-                if any(i in reach for i in graph.inputs_of(op)):
-                    reach.add(op)
-                    nodes.append(op)
+        for edge in fan_in(graph, name, position).incoming:
+            src, nodes = edge.source, list(edge.ops)
             if any(graph.nodes[o].role == HOST for o in nodes):
                 # The host computes this current (a max pool on a direct input) and programs it
                 # as the population's per-sample bias: no synapses, no input axons.

@@ -170,7 +170,7 @@ def _interval_bounds(plan, input_range: tuple[float, float]) -> dict[str, np.nda
     negative part N (float64). A neuron is dead when P == 0 and the bias is <= 0 (a sum of
     non-positive numbers is non-positive in floating point too), or when P exceeds |N| by less
     than nothing even after P is inflated by _MARGIN against rounding."""
-    from snc.backends.sim.plan import host_stage
+    from snc.backends.plan import host_stage
 
     lo_in, hi_in = float(input_range[0]), float(input_range[1])
     bounds: dict[str, tuple[np.ndarray, np.ndarray]] = {}
@@ -253,7 +253,7 @@ def _prove(g: Graph, references, x: np.ndarray, ctx: PassContext, arithmetic: st
 
 
 def prune(graph: Graph, ctx: PassContext) -> Graph:
-    from snc.backends.sim.plan import build_plan
+    from snc.backends.plan import build_plan
 
     if not graph.is_spiking:
         raise UnsupportedOperator("prune works on a converted (spiking) graph")

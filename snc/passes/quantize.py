@@ -30,6 +30,7 @@ import numpy as np
 
 from snc.errors import UnsupportedOperator
 from snc.ir import Graph, NeuronFixed, SumPool2d, SynapseFixed
+from snc.ir.projections import fan_in
 
 from . import PassContext
 from .balance import scale_outputs
@@ -93,17 +94,8 @@ def _populations(g: Graph) -> list[str]:
 
 
 def _incoming_ops(g: Graph, pop: str) -> list[str]:
-    """Operators between ``pop`` and the populations feeding it."""
-    seen: list[str] = []
-    stack = list(g.inputs_of(pop))
-    while stack:
-        x = stack.pop()
-        if g.nodes[x].role in ("input", "neuron", "readout") or x in seen:
-            continue
-        seen.append(x)
-        stack.extend(g.inputs_of(x))
-    order = {n: i for i, n in enumerate(g.topological_order())}
-    return sorted(seen, key=order.__getitem__)
+    """Operators between ``pop`` and the populations feeding it (topological order)."""
+    return list(fan_in(g, pop).ops)
 
 
 def _free_ops(g: Graph, ops: list[str]) -> list[str]:

@@ -1,4 +1,5 @@
-"""Lowering a spiking graph to what the simulator executes.
+"""Lowering a spiking graph to its projections: what the simulator executes and the cycle model,
+the Lava emitter and ``prune`` read (a kernel-layer module: passes may use it).
 
 Populations (Input, IF, LIF, Readout) hold state; everything between two populations is linear.
 For every population P and each population S that feeds it (possibly through several
@@ -19,8 +20,9 @@ from snc.errors import InvalidGraph, UnsupportedOperator
 import torch
 
 from snc.ir import HOST, INPUT, NEURON, READOUT, Graph, Node, Shape
+from snc.ir.projections import fan_in
 
-from .. import dense_ops, linear_maps
+from . import dense_ops, linear_maps
 
 # A projection whose matrix is at least this dense is kept as a dense array (Dense layers).
 DENSE_MATRIX_DENSITY = 0.2
@@ -188,30 +190,13 @@ def build_plan(graph: Graph, *, fixed: bool = False) -> Plan:
         by_name[name] = plan
         if node.role == INPUT:
             continue
-        # Walk back through linear operators to the feeding populations.
-        sub: set[str] = set()
-        sources: set[str] = set()
-        stack = list(graph.inputs_of(name))
-        while stack:
-            x = stack.pop()
-            if graph.nodes[x].role in (INPUT, NEURON, READOUT):
-                if graph.nodes[x].role == READOUT:
-                    raise InvalidGraph("a Readout cannot feed another population", node=x)
-                sources.add(x)
-            elif x not in sub:
-                sub.add(x)
-                stack.extend(graph.inputs_of(x))
-        plan.ops = sorted(sub, key=position.__getitem__)
+        fan = fan_in(graph, name, position)
+        plan.ops = list(fan.ops)
         if node.role == READOUT and node.mode == "spike_count":
-            if sub or len(sources) != 1 or graph.nodes[next(iter(sources))].role != NEURON:
+            if fan.ops or len(fan.sources) != 1 or graph.nodes[fan.sources[0]].role != NEURON:
                 raise InvalidGraph("a spike_count Readout must be fed directly by one spiking population", node=name)
-        for src in sorted(sources, key=position.__getitem__):
-            reach = {src}
-            nodes = []
-            for op in plan.ops:
-                if any(i in reach for i in graph.inputs_of(op)):
-                    reach.add(op)
-                    nodes.append(op)
+        for edge in fan.incoming:
+            src, nodes = edge.source, list(edge.ops)
             src_node = graph.nodes[src]
             static = src_node.role == INPUT and src_node.encoding == "direct"
             n_t, n_s = int(np.prod(shapes[name])), int(np.prod(shapes[src]))
