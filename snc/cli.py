@@ -424,7 +424,7 @@ def format_simulation(result) -> str:
     for layer in doc["layers"]:
         rows.append([
             layer["name"], layer["kind"], layer["neurons"], layer["spikes_per_sample"], layer["rate"],
-            pct(layer["sparsity"]) if layer["kind"] in ("IF", "LIF") else "-",
+            pct(layer["sparsity"]) if layer["spiking"] else "-",
             layer["synops_per_sample"], layer["synop_kind"],
         ])
     out = [table(rows, ["layer", "kind", "neurons", "spikes/sample", "rate", "sparsity", "synops/sample", "op"], align="llrrrrrl")]

@@ -128,7 +128,7 @@ def estimate(
                 "cores": lc.get("cores", 0),
                 "spikes_per_sample": st.spikes_per_sample,
                 "rate": st.rate,
-                "sparsity": 1.0 - st.rate if st.kind in ("IF", "LIF") else None,
+                "sparsity": 1.0 - st.rate if st.spiking else None,
                 "synops": lc.get("synops", 0.0),
                 "energy_j": lc.get("energy_j", 0.0),
                 "latency_s": lc.get("latency_s", 0.0),

@@ -64,7 +64,7 @@ def membrane_updates(result) -> float:
     """Per sample: all neurons at the first step, then the neurons with non-zero input."""
     total = 0.0
     for p in result.populations.values():
-        if p.kind not in ("IF", "LIF"):
+        if not p.spiking:
             continue
         first = p.neurons
         later = p.active_updates[:, 1:].sum(axis=1) if p.timesteps > 1 else np.zeros(p.samples)
@@ -75,7 +75,7 @@ def membrane_updates(result) -> float:
 def activation_sparsity(result) -> float:
     spikes = neuron_steps = 0.0
     for p in result.populations.values():
-        if p.kind in ("IF", "LIF"):
+        if p.spiking:
             spikes += float(p.spikes.sum())
             neuron_steps += float(p.neurons) * p.timesteps * p.samples
     return 1.0 - spikes / neuron_steps if neuron_steps else 1.0

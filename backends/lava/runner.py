@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from snc.errors import BackendError
-from snc.ir import INPUT, READOUT, Graph
+from snc.ir import INPUT, NEURON, READOUT, Graph
 
 from ..sim import SimResult, build_plan, simulate
 from ..sim.result import PopulationStats
@@ -157,7 +157,7 @@ def _as_result(graph: Graph, run: LavaRun, timesteps: int, cfg: str, labels, n: 
             name=pop.name, kind=node.kind, neurons=pop.present, timesteps=timesteps, spikes=counts,
             synops=(s.astype(np.int64) @ fan) if fan.any() else np.zeros((n, timesteps), np.int64),
             active_updates=np.zeros((n, timesteps), np.int32), neuron_spikes=s.sum(axis=(0, 1)).astype(np.int64),
-            rasters={i: s[i] for i in range(n)} if node.role != READOUT else {},
+            rasters={i: s[i] for i in range(n)} if node.role != READOUT else {}, spiking=node.role == NEURON,
         )
         if node.role == READOUT:
             if node.mode == "spike_count":

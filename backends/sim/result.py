@@ -29,6 +29,7 @@ class PopulationStats:
     active_updates: np.ndarray
     neuron_spikes: np.ndarray
     analog: bool = False  # a direct (analog) input: synops are MACs
+    spiking: bool = False  # a spiking population (its node's role is "neuron"): IF, LIF, ...
     rasters: dict[int, np.ndarray] = field(default_factory=dict)
     chunks_event: int = 0
     chunks_dense: int = 0
@@ -90,7 +91,7 @@ class SimResult:
         return [p for p in self.populations.values() if p.kind not in ("Readout",) and not p.analog]
 
     def totals(self) -> dict[str, Any]:
-        spiking = [p for p in self.populations.values() if p.kind in ("IF", "LIF")]
+        spiking = [p for p in self.populations.values() if p.spiking]
         spikes = sum(p.spikes_per_sample for p in spiking)
         neuron_steps = sum(p.neurons * p.timesteps for p in spiking)
         synops = sum(p.synops_per_sample for p in self.populations.values() if not p.analog)
@@ -111,6 +112,7 @@ class SimResult:
                 {
                     "name": p.name,
                     "kind": p.kind,
+                    "spiking": p.spiking,
                     "neurons": p.neurons,
                     "spikes_per_sample": p.spikes_per_sample,
                     "rate": p.rate,

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from snc.errors import InvalidData, InvalidGraph
-from snc.ir import INPUT, READOUT, Graph
+from snc.ir import INPUT, NEURON, READOUT, Graph
 
 from .counting import column_counts, row_counts
 from .neurons import FixedNeurons, FloatNeurons
@@ -269,6 +269,7 @@ def simulate(
             active_updates=np.zeros((n_samples, timesteps), dtype=np.int32),
             neuron_spikes=np.zeros(pop.size, dtype=np.int64),
             analog=node.role == INPUT and node.encoding == "direct",
+            spiking=node.role == NEURON,
             rasters={i: np.zeros((timesteps, pop.size), dtype=bool) for i in raster_set} if node.role != READOUT else {},
         )
     outputs = {p.name: np.zeros((n_samples, p.size), dtype=np.float64) for p in plan.readouts}

@@ -114,7 +114,7 @@ def _pooled_population(g: Graph, node) -> str | None:
     src = node.meta.get("maxpool_source")
     while src is not None and src in g.nodes and g.nodes[src].kind in ("Flatten", "Reshape", "Transpose"):
         (src,) = g.inputs_of(src)
-    if src is not None and src in g.nodes and g.nodes[src].kind in ("IF", "LIF"):
+    if src is not None and src in g.nodes and g.nodes[src].role == "neuron":
         return src
     return None
 
@@ -126,7 +126,7 @@ def balance(graph: Graph, ctx: PassContext) -> Graph:
     if ctx.calibration is None:
         raise CalibrationError("threshold balancing needs calibration data (snc compile --calib X.npy)")
     g = graph.copy()
-    pops = [n for n in g.topological_order() if g.nodes[n].kind in ("IF", "LIF")]
+    pops = [n for n in g.topological_order() if g.nodes[n].role == "neuron"]
     if not pops:
         ctx.note(NAME, "no spiking populations to balance")
         return g

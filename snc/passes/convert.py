@@ -114,7 +114,7 @@ def _host_maxpools(g: Graph, ctx: PassContext) -> None:
 
 def _non_negative(g: Graph, name: str) -> bool:
     node = g.nodes[name]
-    if node.kind in ("ReLU", "IF", "LIF"):
+    if node.kind == "ReLU" or node.role == "neuron":
         return True
     if node.role == "input":
         return node.encoding != "direct"

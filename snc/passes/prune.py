@@ -68,7 +68,7 @@ class Options:
 
 def _fixed_everywhere(g: Graph) -> bool:
     for node in g.nodes.values():
-        if node.kind in ("Dense", "Conv2d", "IF", "LIF", "Readout") and getattr(node, "fixed", None) is None:
+        if (node.kind in ("Dense", "Conv2d") or node.role in ("neuron", "readout")) and getattr(node, "fixed", None) is None:
             return False
     return True
 
@@ -326,7 +326,7 @@ def prune(graph: Graph, ctx: PassContext) -> Graph:
             plan_now = build_plan(g)
             active: dict[str, np.ndarray] = {}
             for pop in plan_now.populations:
-                if pop.node.kind not in ("IF", "LIF"):
+                if pop.node.role != "neuron":
                     continue
                 alive = (references["sync"].populations[pop.name].neuron_spikes > 0) | (references["delay"].populations[pop.name].neuron_spikes > 0)
                 if pop.node.keep is not None:
