@@ -11,12 +11,21 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from snc.errors import InvalidGraph, ShapeError
+from snc.errors import InvalidGraph, ShapeError, UnsupportedOperator
 
 from .fixed_point import NeuronFixed
 from .node import NEURON, Node, Shape, as_shape
 
 RESETS = ("subtract", "zero")
+# The neuron models every consumer implements today (simulator, quantize, Lava, rate limit).
+CORE_MODELS = ("IF", "LIF")
+
+
+def require_model(node, name: str, consumer: str, kinds: tuple[str, ...] = CORE_MODELS) -> None:
+    """A consumer that implements the dynamics of ``kinds`` only refuses any other neuron model
+    by node and kind (``UnsupportedOperator``): never a silent fall-through to IF behaviour."""
+    if node.role == NEURON and node.kind not in kinds:
+        raise UnsupportedOperator(f"{consumer} has no {node.kind} neuron model (it implements {', '.join(kinds)})", node=name)
 
 
 def _threshold_array(value: float | np.ndarray) -> float | np.ndarray:

@@ -19,6 +19,7 @@ import torch
 
 from snc.errors import InvalidData, UnsupportedOperator
 from snc.ir import Graph
+from snc.ir.neurons import require_model
 
 from .. import dense_ops
 
@@ -100,6 +101,8 @@ def evaluate(
                 batch = torch.from_numpy(np.ascontiguousarray(x[name][start:start + batch_size], dtype=np.float32))
                 out = _input_value(node, batch)
             elif node.role in ("neuron", "readout"):
+                if mode != "relu":  # the ANN view (relu) holds for any model; the rate limit does not
+                    require_model(node, name, "the rate-limit evaluator")
                 try:
                     out = _population_rate(node, xs, mode)
                 except UnsupportedOperator as exc:

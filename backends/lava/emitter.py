@@ -23,6 +23,7 @@ import scipy.sparse as sp
 
 from snc.errors import UnsupportedOperator
 from snc.ir import INPUT, NEURON, READOUT, Graph
+from snc.ir.neurons import require_model
 
 from ..sim import build_plan
 
@@ -66,6 +67,7 @@ def recurrent_weight(vth: int, name: str) -> tuple[int, int]:
 
 
 def _check_population(name: str, node) -> None:
+    require_model(node, name, "the Lava backend")
     if int(getattr(node, "refractory", 0)):
         raise UnsupportedOperator("Lava's LIF has no refractory period", node=name)
     if node.kind == "LIF" and node.reset == "subtract" and (node.decay_current != 1.0 or node.decay_voltage != 0.0):

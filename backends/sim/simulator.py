@@ -23,6 +23,7 @@ import torch
 
 from snc.errors import InvalidData, InvalidGraph
 from snc.ir import INPUT, NEURON, READOUT, Graph
+from snc.ir.neurons import require_model
 
 from .counting import column_counts, row_counts
 from .neurons import FixedNeurons, FloatNeurons
@@ -152,6 +153,8 @@ class Simulation:
         self.timing = timing
         self.rate_seed = rate_seed
         self.graph = graph
+        for name, node in graph.nodes.items():
+            require_model(node, name, "snc's simulator")
         self.plan = build_plan(graph, fixed=self.fixed)
         self._float_plan = None if self.fixed else self.plan
         if len(graph.input_names) != 1:

@@ -30,6 +30,7 @@ import numpy as np
 
 from snc.errors import UnsupportedOperator
 from snc.ir import Graph, NeuronFixed, SumPool2d, SynapseFixed
+from snc.ir.neurons import require_model
 from snc.ir.projections import fan_in
 
 from . import PassContext
@@ -155,6 +156,7 @@ def quantize(graph: Graph, ctx: PassContext) -> Graph:
     layers = {}
     for p in pops:
         node = g.nodes[p]
+        require_model(node, p, "quantize")
         if node.role == "readout" and node.mode == "spike_count":
             # It counts its population's spikes: integers already, no weights, no bias.
             g.replace(p, node.replace(fixed=NeuronFixed(vth=VTH_MAX + 1, bias_mant=np.zeros(shapes[p], np.int32), bias_exp=0,
