@@ -174,6 +174,7 @@ HANDLERS: dict[str, Handler] = {
     "SumPool2d": sum_pool2d,
     "AvgPool2d": avg_pool2d,
     "Flatten": flatten,
+    "Delay": lambda node, xs: xs[0],  # values, not time: the simulator applies the shift
     "Reshape": reshape,
     "Transpose": transpose,
     "Concat": concat,

@@ -131,6 +131,7 @@ MATRICES: dict[str, Callable] = {
     "SumPool2d": _sum_pool,
     "AvgPool2d": _avg_pool,
     "Flatten": _identity,
+    "Delay": _identity,  # a time shift: the same synapses
     "Reshape": _identity,
     "Transpose": _transpose,
     "Concat": _concat,
@@ -220,7 +221,7 @@ def window_structure(in_shape: Shape, out_shape: Shape, kernel: np.ndarray, stri
     return Structure(fanout.astype(np.int64), int(fanout.sum()), float(row_abs.max(initial=0.0)))
 
 
-_PASS_THROUGH = ("Add", "Flatten", "Reshape")
+_PASS_THROUGH = ("Add", "Flatten", "Reshape", "Delay")
 
 
 def structure(graph, shapes: dict[str, Shape], source: str, target: str, nodes: list[str]) -> Structure | None:

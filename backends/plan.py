@@ -50,6 +50,7 @@ class Projection:
         weight_exp: int = 0,
         int_exact: str = "",
         host_pool: str | None = None,
+        delay: int = 0,
     ) -> None:
         self.source = source
         self.target = target
@@ -67,6 +68,7 @@ class Projection:
         # ``shape`` then describe the linear map to the pool's input (n_pre x n_source), and the
         # host takes the window maxima (``host_stage``) to get the target's current.
         self.host_pool = host_pool
+        self.delay = delay  # steps of Delay operators on the path: the target sees spikes of t - delay
 
     @property
     def matrix(self) -> sp.csr_matrix:
@@ -217,10 +219,13 @@ def build_plan(graph: Graph, *, fixed: bool = False) -> Plan:
             if len(used) > 1:
                 raise UnsupportedOperator(f"projection {src} -> {name} mixes weight exponents {sorted(used)}", node=name)
             exp = used.pop() if used else 0
+            delay = _path_delay(graph, src, name, nodes)
+            if delay and static:
+                raise UnsupportedOperator("a delay on a direct (analog) input's projection is not supported", node=name)
             proj = Projection(
                 source=src, target=name, nodes=nodes, matrix=build, static=static,
                 dense_macs=_dense_macs(graph, shapes, nodes) if nodes else n_t,
-                shape=(n_t, n_s), structure=struct, weight_exp=exp, host_pool=host_pool,
+                shape=(n_t, n_s), structure=struct, weight_exp=exp, host_pool=host_pool, delay=delay,
             )
             if struct is None:
                 m = proj.matrix
@@ -242,6 +247,20 @@ def build_plan(graph: Graph, *, fixed: bool = False) -> Plan:
             total += proj.fanout
         fanout[name] = total
     return Plan(graph, shapes, plans, by_name, outgoing, fanout)
+
+
+def _path_delay(graph: Graph, source: str, target: str, nodes: list[str]) -> int:
+    """Total ``Delay`` steps from ``source`` to ``target``; every path must agree (a projection
+    has one delay)."""
+    dist = {source: 0}
+    for op in nodes + [target]:
+        ds = {dist[i] for i in graph.inputs_of(op) if i in dist}
+        if len(ds) > 1:
+            raise UnsupportedOperator(f"paths from {source!r} arrive with different delays {sorted(ds)}; "
+                                      "split them into populations of their own", node=op)
+        node = graph.nodes[op]
+        dist[op] = ds.pop() + (int(node.steps) if node.kind == "Delay" else 0)
+    return dist[target]
 
 
 def _host_pool(graph: Graph, target: str, nodes: list[str], static: bool) -> str | None:

@@ -5,13 +5,13 @@ from .ann import BatchNorm, HostMaxPool2d, MaxPool2d, ReLU, ScaleShift
 from .io import Input, Readout
 from .neurons import IF, LIF
 from .node import Node
-from .synapses import Add, AvgPool2d, Concat, Conv2d, Dense, Flatten, Reshape, Scale, SumPool2d, Transpose
+from .synapses import Add, AvgPool2d, Concat, Conv2d, Delay, Dense, Flatten, Reshape, Scale, SumPool2d, Transpose
 
 KINDS: dict[str, type[Node]] = {
     cls.kind: cls
     for cls in (
         Input, Readout, IF, LIF,
-        Dense, Conv2d, SumPool2d, AvgPool2d, Flatten, Reshape, Transpose, Concat, Add, Scale,
+        Dense, Conv2d, SumPool2d, AvgPool2d, Flatten, Reshape, Transpose, Concat, Add, Scale, Delay,
         ReLU, MaxPool2d, BatchNorm, ScaleShift, HostMaxPool2d,
     )
 }

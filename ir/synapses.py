@@ -150,6 +150,29 @@ class AvgPool2d(SumPool2d):
 
 
 @dataclass(eq=False)
+class Delay(Node):
+    """Synaptic (axonal) delay of ``steps`` time steps: y[t] = x[t - steps], zero before the
+    first step. On a projection it delays every spike by ``steps`` (Loihi supports such delays);
+    in the rate limit (the ANN view) it is the identity."""
+
+    kind = "Delay"
+
+    steps: int = 1
+
+    def __post_init__(self) -> None:
+        self.steps = int(self.steps)
+
+    def infer_shape(self, name: str, inputs: list[Shape]) -> Shape:
+        (shape,) = inputs
+        return tuple(shape)
+
+    def check(self, name: str) -> None:
+        super().check(name)
+        if self.steps < 1:
+            raise InvalidGraph(f"a delay must be at least 1 step, got {self.steps}", node=name)
+
+
+@dataclass(eq=False)
 class Flatten(Node):
     """Row-major (C-order) flattening of the whole sample: y = x.reshape(-1)."""
 

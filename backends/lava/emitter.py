@@ -86,6 +86,9 @@ def build_export(graph: Graph, timesteps: int | None = None) -> tuple[dict[str, 
         raise UnsupportedOperator("only compiled (spiking) graphs can be exported to Lava")
     if len(graph.input_names) != 1:
         raise UnsupportedOperator(f"Lava export supports one input, the graph has {graph.input_names}")
+    for name, node in graph.nodes.items():
+        if node.kind == "Delay":
+            raise UnsupportedOperator("synaptic delays are not emitted to Lava yet (Lava 0.10's DelayDense is not used)", node=name)
     fixed = fixed_point_ready(graph)
     plan = build_plan(graph)
     plan_fixed = build_plan(graph, fixed=True) if fixed else None

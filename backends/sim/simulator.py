@@ -57,13 +57,15 @@ class _Batch:
         self.neurons: dict[str, FloatNeurons | FixedNeurons] = {}
         self.readout_v: dict[str, np.ndarray] = {}
         self.const: dict[str, np.ndarray] = {}  # (B, n) synaptic input of every step from direct (static) sources
-        self.last: dict[str, np.ndarray] = {}  # spikes of the previous step (delay timing)
+        # The last K steps of each population's spikes (oldest first), K = the longest shift a
+        # target sees it with (synaptic Delay operators, plus one step in delay timing).
+        self.history: dict[str, np.ndarray] = {}
         self._const_info: dict[str, tuple[bool, np.ndarray | None]] = {}
         for pop in plan.populations:
             node = pop.node
             if node.role == INPUT:
-                if node.encoding != "direct":
-                    self.last[pop.name] = np.zeros((self.size, pop.size), dtype=bool)
+                if node.encoding != "direct" and sim.history_depth.get(pop.name):
+                    self.history[pop.name] = np.zeros((sim.history_depth[pop.name], self.size, pop.size), dtype=bool)
                 continue
             if node.role == READOUT:
                 self.readout_v[pop.name] = np.zeros((self.size, pop.size), dtype=np.int64 if fixed else np.float64)
@@ -71,7 +73,8 @@ class _Batch:
                     self.neurons[pop.name] = FixedNeurons(_readout_as_integrator(node), pop.shape, self.size)
             else:
                 self.neurons[pop.name] = (FixedNeurons if fixed else FloatNeurons)(node, pop.shape, self.size)
-                self.last[pop.name] = np.zeros((self.size, pop.size), dtype=bool)
+                if sim.history_depth.get(pop.name):
+                    self.history[pop.name] = np.zeros((sim.history_depth[pop.name], self.size, pop.size), dtype=bool)
             self.const[pop.name] = self._constant_current(pop)
         if sim.rate_seed is not None:
             self.rngs = [np.random.default_rng([sim.rate_seed, first + i]) for i in range(self.size)]
@@ -167,6 +170,12 @@ class Simulation:
                     dtype = torch.float64  # float32 would round the integer sums
                 self.kernels[(proj.source, proj.target)] = ProjectionKernel(proj, dtype)
         self.max_size = max(p.size for p in self.plan.populations)
+        base = 1 if timing == "delay" else 0
+        self.history_depth: dict[str, int] = {}
+        for name, outs in self.plan.outgoing.items():
+            depth = max((p.delay + base for p in outs if not p.static), default=0)
+            if depth:
+                self.history_depth[name] = depth
         self.recorders: list = []
         # Fixed point: a population's summed input fits int32 when the worst case does (common),
         # which halves the memory traffic of every per-chunk operation.
@@ -356,29 +365,33 @@ def _run_chunk(sim: Simulation, batch: _Batch, stats, data, t0: int, tc: int, ra
     rows = tc * b
     spikes: dict[str, np.ndarray] = {}  # what each population emitted in this chunk, (tc, B, n)
     seen: dict[str, np.ndarray] = {}  # what its targets see (delayed by one step in delay timing)
-    as_float: dict[str, torch.Tensor] = {}
+    as_float: dict[tuple[str, int], torch.Tensor] = {}
     masks: dict[str, np.ndarray] = {}
     want_masks = any(rec.wants_masks for rec in sim.recorders)
 
-    def visible(src: str) -> np.ndarray:
-        if src not in seen:
+    def visible(src: str, delay: int = 0) -> np.ndarray:
+        """What a target sees of ``src`` in this chunk through ``delay`` steps of synaptic delay
+        (plus one step in delay timing): the source's spikes of step t - shift, from the
+        history of earlier chunks where t - shift falls before this one."""
+        shift = delay + (1 if sim.timing == "delay" else 0)
+        key = (src, shift)
+        if key not in seen:
             s = spikes[src]
-            if sim.timing == "delay":
-                d = np.empty_like(s)
-                d[0] = batch.last[src]
-                d[1:] = s[:-1]
-                seen[src] = d
+            if shift == 0:
+                seen[key] = s
             else:
-                seen[src] = s
-        return seen[src]
+                past = batch.history[src][-shift:]
+                seen[key] = np.concatenate([past, s[:max(0, tc - shift)]])[:tc] if shift < tc else past[:tc]
+        return seen[key]
 
-    def float_of(src: str) -> torch.Tensor:
-        if src not in as_float:
-            as_float[src] = torch.from_numpy(visible(src).reshape(rows, -1).view(np.uint8)).to(torch.float32)
-        return as_float[src]
+    def float_of(src: str, delay: int = 0) -> torch.Tensor:
+        key = (src, delay)
+        if key not in as_float:
+            as_float[key] = torch.from_numpy(visible(src, delay).reshape(rows, -1).view(np.uint8)).to(torch.float32)
+        return as_float[key]
 
-    def int8_of(src: str) -> torch.Tensor:
-        return torch.from_numpy(visible(src).reshape(rows, -1).view(np.int8))
+    def int8_of(src: str, delay: int = 0) -> torch.Tensor:
+        return torch.from_numpy(visible(src, delay).reshape(rows, -1).view(np.int8))
 
     pending: list = []  # populations whose synaptic operations are counted at the end of the chunk
 
@@ -454,7 +467,7 @@ def _run_chunk(sim: Simulation, batch: _Batch, stats, data, t0: int, tc: int, ra
     for st, pop, s in pending:
         # Spikes x non-uniform fan-out through a float32 product, exact (see Simulation); in
         # layer-synchronous timing the targets' dense path has usually made the float spikes.
-        f = as_float.get(pop.name) if sim.timing == "sync" else None
+        f = as_float.get((pop.name, 0)) if sim.timing == "sync" else None
         if f is None:
             f = torch.from_numpy(s.reshape(rows, -1).view(np.uint8)).to(torch.float32)
         counts = (f @ sim.fanout_f32[pop.name]).numpy().astype(np.int64)
@@ -463,9 +476,10 @@ def _run_chunk(sim: Simulation, batch: _Batch, stats, data, t0: int, tc: int, ra
         view = ChunkView(sim, batch, t0, tc, spikes, visible, float_of, masks)
         for rec in sim.recorders:
             rec.chunk(view)
-    if sim.timing == "delay":
-        for name, s in spikes.items():
-            batch.last[name] = s[-1].copy()
+    for name, hist in batch.history.items():
+        if name in spikes:
+            k = len(hist)
+            batch.history[name] = np.concatenate([hist, spikes[name]])[-k:] if tc < k else spikes[name][-k:].copy()
 
 
 def _synaptic_current(sim: Simulation, batch: _Batch, pop: PopulationPlan, visible, float_of, int8_of, rows: int, st) -> np.ndarray:
@@ -474,7 +488,7 @@ def _synaptic_current(sim: Simulation, batch: _Batch, pop: PopulationPlan, visib
     grouped: list = []  # op-chain projections evaluated densely together (float mode)
     for proj in pop.dynamic:
         kernel = sim.kernels[(proj.source, proj.target)]
-        src_spikes = visible(proj.source)
+        src_spikes = visible(proj.source, proj.delay)
         events = int(np.count_nonzero(src_spikes))
         if events == 0:
             st.chunks_event += 1
@@ -485,18 +499,18 @@ def _synaptic_current(sim: Simulation, batch: _Batch, pop: PopulationPlan, visib
         else:
             st.chunks_dense += 1
             if kernel.w_int8 is not None and kernel.dtype == torch.float32:
-                out = kernel.int8_dense(int8_of(proj.source))
+                out = kernel.int8_dense(int8_of(proj.source, proj.delay))
             elif kernel.w is not None:
-                out = kernel.matrix_dense(float_of(proj.source), binary=True)
+                out = kernel.matrix_dense(float_of(proj.source, proj.delay), binary=True)
             elif not sim.fixed:
                 grouped.append(proj)
                 continue
             else:
-                leaf = float_of(proj.source).to(kernel.dtype).reshape((rows,) + tuple(sim.plan.shapes[proj.source]))
+                leaf = float_of(proj.source, proj.delay).to(kernel.dtype).reshape((rows,) + tuple(sim.plan.shapes[proj.source]))
                 out = evaluate_ops(sim.plan, pop.name, {proj.source: leaf}, proj.nodes, kernel.dtype)
         parts.append(_shifted(out, proj, np.int32 if sim.int32_input.get(pop.name) else np.int64) if sim.fixed else out)
     if grouped:
-        leaves = {p.source: float_of(p.source).reshape((rows,) + tuple(sim.plan.shapes[p.source])) for p in grouped}
+        leaves = {p.source: float_of(p.source, p.delay).reshape((rows,) + tuple(sim.plan.shapes[p.source])) for p in grouped}
         nodes = sorted({n for p in grouped for n in p.nodes}, key=pop.ops.index)
         parts.append(evaluate_ops(sim.plan, pop.name, leaves, nodes, torch.float32))
     if sim.fixed:
@@ -515,7 +529,7 @@ def _synaptic_current(sim: Simulation, batch: _Batch, pop: PopulationPlan, visib
         return first.numpy()
     # GEMM, gather and int8 results are fresh tensors; only an operator chain (the last part when
     # ``grouped``) may return a view of a cached source tensor, which must not be modified in place.
-    aliased = bool(grouped) and len(parts) == 1 and _shares_memory(first, [float_of(p.source) for p in grouped])
+    aliased = bool(grouped) and len(parts) == 1 and _shares_memory(first, [float_of(p.source, p.delay) for p in grouped])
     total = first.to(torch.float32, copy=aliased)
     for part in parts[1:]:
         total += part.to(torch.float32)

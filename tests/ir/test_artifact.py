@@ -132,7 +132,8 @@ def every_kind_graph() -> ir.Graph:
     g.add("cat", ir.Concat(axis=0), ["rs", "f"])
     n = int(np.prod(g.infer_shapes()["cat"]))
     g.add("d", ir.Dense(weight=w(5, n)), ["cat"])
-    g.add("h2", ir.LIF(shape=(5,), threshold=1e-300, decay_current=0.1, decay_voltage=0.25, meta={"ceiling": 6.0}), ["d"])
+    g.add("dl", ir.Delay(steps=3), ["d"])
+    g.add("h2", ir.LIF(shape=(5,), threshold=1e-300, decay_current=0.1, decay_voltage=0.25, meta={"ceiling": 6.0}), ["dl"])
     g.add("d2", ir.Dense(weight=w(3, 5)), ["h2"])
     g.add("out", ir.Readout(shape=(3,), mode="membrane", bias=w(3),
                             fixed=ir.NeuronFixed(vth=1, bias_mant=np.array([1, -2, 3], np.int32), du=0, dv=4096, scale=1e-300)), ["d2"])
@@ -253,6 +254,7 @@ NODES = {
     "Scale": st.builds(ir.Scale, scale=bits_f32(small_shapes), meta=metas),
     "ReLU": st.builds(ir.ReLU, ceiling=maybe(st.floats()), meta=metas),
     "MaxPool2d": st.builds(ir.MaxPool2d, kernel=pairs, stride=pairs, padding=pads, dilation=pairs, meta=metas),
+    "Delay": st.builds(ir.Delay, steps=st.integers(1, 9), meta=metas),
     "HostMaxPool2d": st.builds(ir.HostMaxPool2d, kernel=pairs, stride=pairs, padding=pads, dilation=pairs, meta=metas),
     "BatchNorm": st.integers(0, 3).flatmap(
         lambda n: st.builds(ir.BatchNorm, mean=bits_f32(st.just((n,))), var=bits_f32(st.just((n,))),
