@@ -199,6 +199,7 @@ def build_plan(graph: Graph, *, fixed: bool = False) -> Plan:
                 raise InvalidGraph("a spike_count Readout must be fed directly by one spiking population", node=name)
         for edge in fan.incoming:
             src, nodes = edge.source, list(edge.ops)
+            delay = _path_delay(graph, src, name, nodes)
             src_node = graph.nodes[src]
             static = src_node.role == INPUT and src_node.encoding == "direct"
             n_t, n_s = int(np.prod(shapes[name])), int(np.prod(shapes[src]))
@@ -219,7 +220,6 @@ def build_plan(graph: Graph, *, fixed: bool = False) -> Plan:
             if len(used) > 1:
                 raise UnsupportedOperator(f"projection {src} -> {name} mixes weight exponents {sorted(used)}", node=name)
             exp = used.pop() if used else 0
-            delay = _path_delay(graph, src, name, nodes)
             if delay and static:
                 raise UnsupportedOperator("a delay on a direct (analog) input's projection is not supported", node=name)
             proj = Projection(

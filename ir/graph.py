@@ -128,13 +128,28 @@ class Graph:
         return len(self.nodes)
 
     def topological_order(self) -> list[str]:
-        """Deterministic topological order (ties broken by insertion order)."""
+        """Deterministic topological order (ties broken by insertion order). A recurrent graph
+        (every cycle passes a ``Delay``) is ordered with the edges leaving its Delay nodes cut:
+        what a node reads without delay comes before it. A cycle without a delay is refused,
+        naming it."""
         order = {n: i for i, n in enumerate(self.nodes)}
         try:
             return list(nx.lexicographical_topological_sort(self._edges, key=order.__getitem__))
         except nx.NetworkXUnfeasible:
-            cycle = nx.find_cycle(self._edges)
-            raise InvalidGraph(f"the graph has a cycle through {[e[0] for e in cycle]}", node=cycle[0][0]) from None
+            pass
+        cut = self._edges.copy()
+        cut.remove_edges_from([e for e in list(cut.edges(keys=True)) if self.nodes[e[0]].kind == "Delay"])
+        try:
+            return list(nx.lexicographical_topological_sort(cut, key=order.__getitem__))
+        except nx.NetworkXUnfeasible:
+            cycle = [e[0] for e in nx.find_cycle(cut)]
+            raise InvalidGraph(f"cycle without a delay: {' -> '.join(cycle + cycle[:1])} "
+                               "(every cycle needs a Delay of at least one step)", node=cycle[0]) from None
+
+    @property
+    def is_recurrent(self) -> bool:
+        """Whether the graph has a cycle (each one through a Delay, see ``topological_order``)."""
+        return not nx.is_directed_acyclic_graph(self._edges)
 
     def nodes_with_role(self, *roles: str) -> list[str]:
         return [n for n in self.topological_order() if self.nodes[n].role in roles]
@@ -152,14 +167,36 @@ class Graph:
 
     # --- shapes and validation --------------------------------------------------------------
     def infer_shapes(self) -> dict[str, Shape]:
-        """Output shape of every node, checked edge by edge."""
+        """Output shape of every node, checked edge by edge. In a recurrent graph a node may read
+        a Delay that comes later in the order: populations declare their shape, so sweeps
+        repeat until every shape is known and checked."""
         shapes: dict[str, Shape] = {}
-        for name in self.topological_order():
-            node = self.nodes[name]
-            ins = [shapes[src] for src in self.inputs_of(name)]
-            expect_arity(node, name, ins)
-            shapes[name] = tuple(int(d) for d in node.infer_shape(name, ins))
-        return shapes
+        order = self.topological_order()
+        if not self.is_recurrent:
+            for name in order:
+                node = self.nodes[name]
+                ins = [shapes[src] for src in self.inputs_of(name)]
+                expect_arity(node, name, ins)
+                shapes[name] = tuple(int(d) for d in node.infer_shape(name, ins))
+            return shapes
+        declared = {n: tuple(int(d) for d in node.shape) for n, node in self.nodes.items()
+                    if node.role in (NEURON, READOUT) and getattr(node, "shape", None) is not None}
+        pending = list(order)
+        while pending:
+            left = []
+            for name in pending:
+                srcs = self.inputs_of(name)
+                if any(s not in shapes and s not in declared for s in srcs):
+                    left.append(name)
+                    continue
+                node = self.nodes[name]
+                ins = [shapes.get(s, declared.get(s)) for s in srcs]
+                expect_arity(node, name, ins)
+                shapes[name] = tuple(int(d) for d in node.infer_shape(name, ins))
+            if len(left) == len(pending):
+                raise InvalidGraph("shapes around this cycle cannot be inferred (put a population on it)", node=left[0])
+            pending = left
+        return {n: shapes[n] for n in order}
 
     def validate(self) -> dict[str, Shape]:
         """Check every invariant; return the shapes. Raises a typed error naming the node."""

@@ -60,6 +60,15 @@ def fan_in(graph, target: str, position: dict[str, int] | None = None) -> Fan:
             ops.add(x)
             stack.extend(graph.inputs_of(x))
     ordered = sorted(ops, key=position.__getitem__)
+    if graph.is_recurrent:
+        # Operators after a Delay may come earlier in the graph's order (its edges are cut
+        # there): order them along the paths between populations instead.
+        import networkx as nx
+
+        try:
+            ordered = list(nx.lexicographical_topological_sort(graph._edges.subgraph(ordered), key=position.__getitem__))
+        except nx.NetworkXUnfeasible:
+            raise InvalidGraph("a cycle through operators only (no population on it)", node=target) from None
     incoming = []
     for src in sorted(sources, key=position.__getitem__):
         reach = {src}

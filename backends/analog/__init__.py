@@ -69,6 +69,8 @@ def evaluate(
     keep:  names of intermediate nodes whose values to return besides the outputs.
     Returns {name: array (N, *shape)} for the outputs and the kept nodes.
     """
+    if graph.is_recurrent:
+        raise UnsupportedOperator("the rate limit of a recurrent network has no closed form here; simulate it instead")
     inputs = graph.input_names
     if not isinstance(x, dict):
         if len(inputs) != 1:

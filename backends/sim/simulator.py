@@ -171,6 +171,13 @@ class Simulation:
                 self.kernels[(proj.source, proj.target)] = ProjectionKernel(proj, dtype)
         self.max_size = max(p.size for p in self.plan.populations)
         base = 1 if timing == "delay" else 0
+        # Recurrent graphs: a projection from a population that comes later in the order (or
+        # from itself) is read from the history only, so a chunk may not be longer than its
+        # shift (at least one step: every cycle holds a Delay).
+        rank = {p.name: i for i, p in enumerate(self.plan.populations)}
+        back = [p.delay + base for pop in self.plan.populations for p in pop.projections
+                if not p.static and rank[p.source] >= rank[p.target]]
+        self.max_chunk = min(back) if back else None
         self.history_depth: dict[str, int] = {}
         for name, outs in self.plan.outgoing.items():
             depth = max((p.delay + base for p in outs if not p.static), default=0)
@@ -299,6 +306,8 @@ def simulate(
         batch = _Batch(sim, x, first)
         b = batch.size
         tc_max = max(1, min(timesteps, chunk_elements // max(1, b * sim.max_size)))
+        if sim.max_chunk is not None:
+            tc_max = min(tc_max, sim.max_chunk)
         for pop in plan.populations:  # analog MACs of direct inputs: the same every step
             if stats[pop.name].analog:
                 nz = (x.reshape(b, -1) != 0).astype(np.int64) @ plan.fanout[pop.name]
@@ -376,12 +385,12 @@ def _run_chunk(sim: Simulation, batch: _Batch, stats, data, t0: int, tc: int, ra
         shift = delay + (1 if sim.timing == "delay" else 0)
         key = (src, shift)
         if key not in seen:
-            s = spikes[src]
             if shift == 0:
-                seen[key] = s
+                seen[key] = spikes[src]
+            elif shift >= tc:  # all from earlier chunks (a recurrent source may not have run yet)
+                seen[key] = batch.history[src][-shift:][:tc]
             else:
-                past = batch.history[src][-shift:]
-                seen[key] = np.concatenate([past, s[:max(0, tc - shift)]])[:tc] if shift < tc else past[:tc]
+                seen[key] = np.concatenate([batch.history[src][-shift:], spikes[src][:tc - shift]])
         return seen[key]
 
     def float_of(src: str, delay: int = 0) -> torch.Tensor:

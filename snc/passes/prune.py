@@ -186,7 +186,8 @@ def _interval_bounds(plan, input_range: tuple[float, float]) -> dict[str, np.nda
         pos = np.zeros(pop.size)
         neg = np.zeros(pop.size)
         for proj in pop.projections:
-            lo, hi = bounds[proj.source]
+            # A recurrent source (later in the order) is not bounded yet: any neuron may spike.
+            lo, hi = bounds.get(proj.source, (np.zeros(proj.shape[1]), np.ones(proj.shape[1])))
             m = proj.matrix.tocsr()
             mp, mn = m.maximum(0), m.minimum(0)
             p_pre = mp @ np.maximum(hi, 0) + mn @ np.minimum(lo, 0)
