@@ -503,7 +503,7 @@ def test_rates_measured_on_calibration_data(rng):
 def test_big_dense_layers_read_in_chunks_map_the_same(rng, monkeypatch, chunk):
     # Dense matrices are scanned in slices of CHUNK_ELEMENTS elements (memory on big layers);
     # the slicing must not change anything.
-    import snc.passes.map_to_cores as module
+    import snc.passes.mapping.connectivity as module
 
     g = mlp(rng, (13, 40, 30, 5), density=0.3)
     prof = tiny_profile(neurons_per_core=9, max_fan_in=25, max_fan_out=12, mesh_tiles=(3, 3), cores_per_tile=2)
@@ -619,7 +619,7 @@ def test_window_pattern_is_the_linear_map_pattern(data):
     import scipy.sparse as sp
 
     from snc.backends import linear_maps
-    from snc.passes.map_to_cores import _window_pattern
+    from snc.passes.mapping.connectivity import _window_pattern
 
     seed = data.draw(st.integers(0, 2**31 - 1), label="seed")
     rng = np.random.default_rng(seed)
@@ -656,7 +656,7 @@ def test_window_pattern_is_the_linear_map_pattern(data):
 def test_sorting_and_scanning_for_distinct_sources_map_the_same(g, data):
     # Distinct source neurons of a window are found by a sort (few synapses, many sources) or by
     # a scan of an (n_source,) array; which one is used must not change anything.
-    import snc.passes.map_to_cores as module
+    import snc.passes.mapping.connectivity as module
 
     prof = tiny_profile(neurons_per_core=data.draw(st.integers(2, 16), label="neurons"), mesh_tiles=(3, 3), cores_per_tile=2)
     results = []
