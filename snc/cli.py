@@ -406,6 +406,8 @@ def simulate_cmd(artifact, data_path, labels_path, calib, timesteps, batch_size,
             doc["check"] = report
         click.echo(json.dumps(_jsonable(doc), indent=1))
     else:
+        from snc.report import format_simulation
+
         click.echo(format_simulation(result))
         if report is not None:
             first = report["first"]
@@ -414,34 +416,6 @@ def simulate_cmd(artifact, data_path, labels_path, calib, timesteps, batch_size,
             click.echo(f"check against snc's simulator: {report['mismatches']} mismatching spike(s){where}")
     if report is not None and report["mismatches"]:
         sys.exit(1)
-
-
-def format_simulation(result) -> str:
-    from snc.report import fmt_num, pct, table
-
-    doc = result.to_json()
-    rows = []
-    for layer in doc["layers"]:
-        rows.append([
-            layer["name"], layer["kind"], layer["neurons"], layer["spikes_per_sample"], layer["rate"],
-            pct(layer["sparsity"]) if layer["spiking"] else "-",
-            layer["synops_per_sample"], layer["synop_kind"],
-        ])
-    out = [table(rows, ["layer", "kind", "neurons", "spikes/sample", "rate", "sparsity", "synops/sample", "op"], align="llrrrrrl")]
-    tot = doc["totals"]
-    out.append("")
-    out.append(
-        f"samples {doc['samples']}, timesteps {doc['timesteps']}, arithmetic {doc['arithmetic']}, timing {doc['timing']}"
-    )
-    out.append(
-        f"spikes/sample {fmt_num(tot['spikes_per_sample'])}, activation sparsity {pct(tot['activation_sparsity'])}, "
-        f"synaptic ops/sample {fmt_num(tot['synops_per_sample'])} AC + {fmt_num(tot['analog_macs_per_sample'])} MAC"
-    )
-    if doc["accuracy"] is not None:
-        out.append(f"accuracy {pct(doc['accuracy'])}")
-    if doc.get("overflow"):
-        out.append(f"fixed-point overflow: {doc['overflow']}")
-    return "\n".join(out)
 
 
 @main.command("inspect")

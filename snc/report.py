@@ -46,3 +46,30 @@ def table(rows: Sequence[Sequence[Any]], headers: Sequence[str], align: str | No
 
 def pct(x: float | None) -> str:
     return "-" if x is None else f"{100.0 * x:.2f}%"
+
+
+def format_simulation(result) -> str:
+    """The table ``snc simulate`` prints: per layer, then totals."""
+    doc = result.to_json()
+    rows = []
+    for layer in doc["layers"]:
+        rows.append([
+            layer["name"], layer["kind"], layer["neurons"], layer["spikes_per_sample"], layer["rate"],
+            pct(layer["sparsity"]) if layer["spiking"] else "-",
+            layer["synops_per_sample"], layer["synop_kind"],
+        ])
+    out = [table(rows, ["layer", "kind", "neurons", "spikes/sample", "rate", "sparsity", "synops/sample", "op"], align="llrrrrrl")]
+    tot = doc["totals"]
+    out.append("")
+    out.append(
+        f"samples {doc['samples']}, timesteps {doc['timesteps']}, arithmetic {doc['arithmetic']}, timing {doc['timing']}"
+    )
+    out.append(
+        f"spikes/sample {fmt_num(tot['spikes_per_sample'])}, activation sparsity {pct(tot['activation_sparsity'])}, "
+        f"synaptic ops/sample {fmt_num(tot['synops_per_sample'])} AC + {fmt_num(tot['analog_macs_per_sample'])} MAC"
+    )
+    if doc["accuracy"] is not None:
+        out.append(f"accuracy {pct(doc['accuracy'])}")
+    if doc.get("overflow"):
+        out.append(f"fixed-point overflow: {doc['overflow']}")
+    return "\n".join(out)
