@@ -70,25 +70,34 @@ def shared_group_weight(node) -> np.ndarray | None:
     return w1
 
 
-def shared_group_conv2d(node, x: torch.Tensor, w1: np.ndarray) -> torch.Tensor:
+def shared_group_conv2d(node, x: torch.Tensor, w1: np.ndarray, out_dtype: torch.dtype | None = None) -> torch.Tensor:
     """``conv2d`` for a grouped convolution whose groups share the kernel ``w1``
     (shared_group_weight) on 0/1 input (spikes): the same exact sums as the grouped convolution,
-    without torch's slow grouped kernels: a few strided views added when the kernel has few
-    non-zero weights, else one ungrouped convolution over (samples x groups)."""
+    without torch's slow grouped kernels: a few strided views of the input added when the kernel
+    has few non-zero weights (or the input is integer), else one ungrouped convolution over
+    (samples x groups).
+
+    Integer input (spikes as int8, or integer sums of them) with an integer ``w1`` and no padding
+    stays integer: the sums are accumulated in ``out_dtype``, which the caller chose wide enough,
+    and are exactly the float sums they replace, without a float32 copy of the spikes."""
     g = node.groups
     rows, channels, h, w = x.shape
     per, m, kh, kw = w1.shape
     top, left, bottom, right = node.padding
     terms = np.argwhere(w1 != 0)
-    if len(terms) <= 2 and not any(node.padding):
+    integer = not x.is_floating_point()
+    if integer and (any(node.padding) or out_dtype is None):
+        raise ValueError("an integer shared-group convolution needs no padding and an output dtype")
+    if (integer or len(terms) <= 2) and not any(node.padding):
         # A few strided views of the input, added: no convolution at all.
         (sh, sw), (dh, dw) = node.stride, node.dilation
         ho, wo = (h - dh * (kh - 1) - 1) // sh + 1, (w - dw * (kw - 1) - 1) // sw + 1
         xv = x.reshape(rows, g, m, h, w)
-        out = torch.zeros((rows, g, per, ho, wo), dtype=x.dtype)
+        out = torch.zeros((rows, g, per, ho, wo), dtype=out_dtype if integer else x.dtype)
         for u, j, i, l in terms:
             view = xv[:, :, j, i * dh: i * dh + sh * (ho - 1) + 1: sh, l * dw: l * dw + sw * (wo - 1) + 1: sw]
-            out[:, :, u].add_(view, alpha=float(w1[u, j, i, l]))
+            weight = w1[u, j, i, l]
+            out[:, :, u].add_(view, alpha=int(weight) if integer else float(weight))
         return out.reshape(rows, g * per, ho, wo)
     symmetric = top == bottom and left == right
     xb = x if symmetric else _pad(x, node.padding)

@@ -7,6 +7,8 @@ sums its inputs, so for them the order only keeps printing stable).
 from __future__ import annotations
 
 import copy
+import dataclasses
+import hashlib
 from typing import Any, Iterable, Iterator
 
 import networkx as nx
@@ -235,6 +237,19 @@ class Graph:
                 raise InvalidGraph(f"host operator is downstream of {up!r} ({node.kind}); only direct inputs and linear "
                                    "operators may feed it", node=name)
 
+    def fingerprint(self) -> str:
+        """A digest of everything the graph holds: node names, kinds, inputs in order, every
+        field (arrays by their bytes, dtype and shape; nested dataclasses and meta recursively),
+        the outputs and the graph meta. Equal digests mean equal content, so results derived
+        from one graph (a simulation plan) may be reused for another; any in-place change
+        (a weight scaled by a pass) changes it. Costs one pass over the weights."""
+        h = hashlib.blake2b(digest_size=20)
+        for name, node in self.nodes.items():
+            _digest(h, (name, node.kind, self.inputs_of(name)))
+            _digest(h, node)
+        _digest(h, (self.outputs, self.meta))
+        return h.hexdigest()
+
     # --- copying and printing ---------------------------------------------------------------
     def copy(self) -> "Graph":
         """A deep copy: passes may change the copy freely."""
@@ -263,6 +278,36 @@ class Graph:
 
     def __repr__(self) -> str:
         return f"Graph({self.name!r}, {len(self.nodes)} nodes, outputs={self.outputs})"
+
+
+def _digest(h, value: Any) -> None:
+    """Feed ``value`` into the hash ``h``, typed and delimited (see Graph.fingerprint)."""
+    if isinstance(value, np.ndarray):
+        h.update(f"A{value.dtype.str}{value.shape}".encode())
+        h.update(np.ascontiguousarray(value).tobytes())
+    elif dataclasses.is_dataclass(value) and not isinstance(value, type):
+        h.update(f"D{type(value).__module__}.{type(value).__qualname__}(".encode())
+        for f in dataclasses.fields(value):
+            h.update(f.name.encode() + b"=")
+            _digest(h, getattr(value, f.name))
+        h.update(b")")
+    elif isinstance(value, dict):
+        h.update(b"{")
+        for k in sorted(value, key=repr):
+            _digest(h, k)
+            h.update(b":")
+            _digest(h, value[k])
+        h.update(b"}")
+    elif isinstance(value, (list, tuple)):
+        h.update(b"[" if isinstance(value, list) else b"(")
+        for v in value:
+            _digest(h, v)
+            h.update(b",")
+        h.update(b"]")
+    elif isinstance(value, np.generic):
+        h.update(f"S{value.dtype.str}{value!r}".encode())
+    else:
+        h.update(f"{type(value).__name__}:{value!r};".encode())
 
 
 def synapse_count(node: Node) -> int:

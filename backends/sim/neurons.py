@@ -19,7 +19,10 @@ import numpy as np
 
 from snc.ir import Node
 
+from . import fused
 from .counting import row_counts
+
+FUSED = {"on": True}  # tests switch the compiled step off to compare it with the numpy form
 
 V_MAX = 2**23 - 1  # voltage saturation (23 bits + sign)
 U_WRAP = 2**24
@@ -54,6 +57,7 @@ class FloatNeurons:
         self.u = np.zeros((batch, n), dtype=np.float32)
         self.ref = np.zeros((batch, n), dtype=np.int32)
         self._tmp = np.empty((batch, n), dtype=np.float32)
+        self.fused = FUSED["on"]  # the compiled one-pass step (fused.py) when numba is present
 
     def run(self, current: np.ndarray, spikes: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
         """current: (Tc, B, n) float32 synaptic input of each step (modified in place);
@@ -72,6 +76,8 @@ class FloatNeurons:
             if self.keep is not None:
                 spikes &= self.keep  # removed neurons never spike
             return active
+        if fused.AVAILABLE and self.fused:
+            return fused.if_float(self.v, current, self.bias, self.th, self.keep, self.reset == "subtract", spikes, mask)
         if self.bias is not None:
             current = current.astype(np.float32, copy=False)
             current += self.bias  # for IF, u = I: the bias can join the input
@@ -90,6 +96,8 @@ class FloatNeurons:
             current = np.empty((tc, b, n), dtype=np.float32)
             current[...] = const
             return self.run(current, spikes, mask)
+        if fused.AVAILABLE and self.fused:
+            return self.run(np.broadcast_to(const, (tc, b, n)), spikes, mask)
         drive = const.astype(np.float32, copy=True)
         if self.bias is not None:
             drive += self.bias  # 0 + const + bias: what ``run`` computes from a zero dynamic input

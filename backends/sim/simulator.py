@@ -30,7 +30,7 @@ from .neurons import FixedNeurons, FloatNeurons
 from ..plan import Plan, PopulationPlan, build_plan, host_stage
 from .recorders import ChunkView
 from .result import PopulationStats, SimResult
-from .synapses import ProjectionKernel, evaluate_ops
+from .synapses import ProjectionKernel, evaluate_ops, integer_shared_group
 
 ARITHMETIC = ("float32", "fixed")
 TIMING = ("sync", "delay")
@@ -170,6 +170,16 @@ class Simulation:
                     dtype = torch.float64  # float32 would round the integer sums
                 self.kernels[(proj.source, proj.target)] = ProjectionKernel(proj, dtype)
         self.max_size = max(p.size for p in self.plan.populations)
+        # Float mode: projections whose source spikes only enter integer grouped convolutions
+        # (the max-pool construction) are evaluated from int8 spikes (synapses.evaluate_ops).
+        self.integer_leaves: set[tuple[str, str]] = set()
+        if not self.fixed:
+            g = self.plan.graph
+            for pop in self.plan.populations:
+                for proj in pop.dynamic:
+                    users = [n for n in proj.nodes if proj.source in g.inputs_of(n)]
+                    if users and all(integer_shared_group(g.nodes[n]) is not None for n in users):
+                        self.integer_leaves.add((proj.source, proj.target))
         base = 1 if timing == "delay" else 0
         # Recurrent graphs: a projection from a population that comes later in the order (or
         # from itself) is read from the history only, so a chunk may not be longer than its
@@ -404,9 +414,18 @@ def _run_chunk(sim: Simulation, batch: _Batch, stats, data, t0: int, tc: int, ra
 
     pending: list = []  # populations whose synaptic operations are counted at the end of the chunk
 
+    totals: dict[str, int] = {}  # spikes each population emitted in this chunk
+
     def record(st, pop, s) -> None:
         if _record(sim, batch, st, pop, s, None, t0, tc, raster_set):
             pending.append((st, pop, s))
+        totals[pop.name] = int(st.spikes[batch.first:batch.first + b, t0:t0 + tc].sum())
+
+    def event_count(src: str, delay: int = 0) -> int:
+        """Spikes a target sees from ``src`` in this chunk (counted once, when ``src`` ran)."""
+        if delay == 0 and sim.timing != "delay" and src in totals:
+            return totals[src]
+        return int(np.count_nonzero(visible(src, delay)))
 
     for pop in plan.populations:
         node = pop.node
@@ -432,7 +451,7 @@ def _run_chunk(sim: Simulation, batch: _Batch, stats, data, t0: int, tc: int, ra
             spikes[pop.name] = s
             record(st, pop, s)
             continue
-        current = _synaptic_current(sim, batch, pop, visible, float_of, int8_of, rows, st)
+        current = _synaptic_current(sim, batch, pop, visible, float_of, int8_of, event_count, rows, st)
         current = current.reshape(tc, b, pop.size)
         if node.role == READOUT:
             # The integrator's neurons update like any other: active where the input is non-zero.
@@ -491,20 +510,19 @@ def _run_chunk(sim: Simulation, batch: _Batch, stats, data, t0: int, tc: int, ra
             batch.history[name] = np.concatenate([hist, spikes[name]])[-k:] if tc < k else spikes[name][-k:].copy()
 
 
-def _synaptic_current(sim: Simulation, batch: _Batch, pop: PopulationPlan, visible, float_of, int8_of, rows: int, st) -> np.ndarray:
+def _synaptic_current(sim: Simulation, batch: _Batch, pop: PopulationPlan, visible, float_of, int8_of, event_count, rows: int, st) -> np.ndarray:
     """Summed synaptic input of ``pop`` for the chunk: (rows, n) float32, or int64 in fixed point."""
     parts: list = []
     grouped: list = []  # op-chain projections evaluated densely together (float mode)
     for proj in pop.dynamic:
         kernel = sim.kernels[(proj.source, proj.target)]
-        src_spikes = visible(proj.source, proj.delay)
-        events = int(np.count_nonzero(src_spikes))
+        events = event_count(proj.source, proj.delay)
         if events == 0:
             st.chunks_event += 1
             continue
         if kernel.event_cost(events) < kernel.dense_cost(rows, binary=True):
             st.chunks_event += 1
-            out = kernel.events(src_spikes.reshape(rows, -1))
+            out = kernel.events(visible(proj.source, proj.delay).reshape(rows, -1))
         else:
             st.chunks_dense += 1
             if kernel.w_int8 is not None and kernel.dtype == torch.float32:
@@ -518,8 +536,12 @@ def _synaptic_current(sim: Simulation, batch: _Batch, pop: PopulationPlan, visib
                 leaf = float_of(proj.source, proj.delay).to(kernel.dtype).reshape((rows,) + tuple(sim.plan.shapes[proj.source]))
                 out = evaluate_ops(sim.plan, pop.name, {proj.source: leaf}, proj.nodes, kernel.dtype)
         parts.append(_shifted(out, proj, np.int32 if sim.int32_input.get(pop.name) else np.int64) if sim.fixed else out)
+    leaves: dict[str, torch.Tensor] = {}
     if grouped:
-        leaves = {p.source: float_of(p.source, p.delay).reshape((rows,) + tuple(sim.plan.shapes[p.source])) for p in grouped}
+        for p in grouped:
+            # Spikes that only enter integer max-pool convolutions stay int8 (no float32 copy).
+            of = int8_of if (p.source, p.target) in sim.integer_leaves else float_of
+            leaves[p.source] = of(p.source, p.delay).reshape((rows,) + tuple(sim.plan.shapes[p.source]))
         nodes = sorted({n for p in grouped for n in p.nodes}, key=pop.ops.index)
         parts.append(evaluate_ops(sim.plan, pop.name, leaves, nodes, torch.float32))
     if sim.fixed:
@@ -533,12 +555,13 @@ def _synaptic_current(sim: Simulation, batch: _Batch, pop: PopulationPlan, visib
     if not parts:
         return np.zeros((rows, pop.size), dtype=np.float32)
     first = parts[0]
-    if len(parts) == 1 and first.dtype == torch.int32:
-        # Exact integer sums from the int8 GEMM: the neuron loop converts them on the fly.
+    if len(parts) == 1 and not first.is_floating_point():
+        # Exact integer sums (int8 GEMM, integer max-pool construction): the neuron loop converts
+        # them on the fly. They are fresh tensors, never views of the spikes.
         return first.numpy()
     # GEMM, gather and int8 results are fresh tensors; only an operator chain (the last part when
     # ``grouped``) may return a view of a cached source tensor, which must not be modified in place.
-    aliased = bool(grouped) and len(parts) == 1 and _shares_memory(first, [float_of(p.source, p.delay) for p in grouped])
+    aliased = bool(grouped) and len(parts) == 1 and _shares_memory(first, list(leaves.values()))
     total = first.to(torch.float32, copy=aliased)
     for part in parts[1:]:
         total += part.to(torch.float32)

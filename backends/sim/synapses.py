@@ -130,35 +130,127 @@ class ProjectionKernel:
         return torch.from_numpy(out)
 
 
+_INT_LIMIT = 2**15  # integer intermediate values stay below this (int8 / int16); larger ones go to float
+
+
+def _int_dtype(bound: int) -> torch.dtype:
+    return torch.int8 if bound < 2**7 else torch.int16
+
+
+def _exact_multiples(scale: np.float32, bound: int) -> bool:
+    """Whether scale * m is a float32 number for every integer |m| <= bound (then every partial
+    sum of such terms is exact, in any order)."""
+    m = np.arange(1, bound + 1, dtype=np.float64)
+    return bool(np.all((np.float32(scale) * m.astype(np.float32)).astype(np.float64) == float(scale) * m))
+
+
+def integer_shared_group(node) -> tuple[np.ndarray, np.float32, int] | None:
+    """A grouped convolution with a shared kernel (dense_ops.shared_group_weight) whose kernel
+    is ``scale * k`` with integer k, no padding: (k as int64, scale, the largest sum of |k| of
+    one output). ``evaluate_ops`` computes it in integers on integer (spike) input. Else None."""
+    if node.kind != "Conv2d" or node.groups <= 1 or any(node.padding):
+        return None
+    w1 = dense_ops.shared_group_weight(node)
+    if w1 is None or not np.any(w1):
+        return None
+    scale = np.float32(np.abs(w1[w1 != 0]).min())
+    k = np.round(w1.astype(np.float64) / float(scale))
+    if not np.array_equal((k * float(scale)).astype(np.float32), w1.astype(np.float32)):
+        return None
+    return k.astype(np.int64), scale, int(np.abs(k).reshape(k.shape[0], -1).sum(axis=1).max())
+
+
+def _memo(plan: Plan, what: str, name: str, fn, node):
+    key = (what, name)
+    if key not in plan.memo:
+        plan.memo[key] = fn(node)
+    return plan.memo[key]
+
+
 def evaluate_ops(plan: Plan, target: str, leaves: dict[str, torch.Tensor], nodes: list[str], dtype: torch.dtype) -> torch.Tensor:
     """Dense evaluation of the operators ``nodes`` (topological) feeding ``target``, with the
     given source tensors (R, *shape) as leaves; inputs of Add/Concat that are not on these paths
-    contribute zero."""
+    contribute zero.
+
+    A leaf may be an integer tensor of 0/1 spikes (int8). Grouped convolutions with a shared
+    kernel ``scale * k`` (``integer_shared_group``: the spiking max-pool construction) and Adds
+    of their results are then computed as integers m with a common scale: the value is
+    ``scale * m``, |m| within a bound that keeps int8 / int16 exact and every ``scale * m`` a
+    float32 number. In ``dtype`` each product and partial sum of these operators is then exact
+    too, in any order, so both give the same values; any other operator gets its input converted
+    (``m * scale``, exact) first. The result is an integer tensor when it stayed one with scale 1."""
     graph, shapes = plan.graph, plan.shapes
     values: dict[str, torch.Tensor] = dict(leaves)
+    ints: dict[str, tuple[int, np.float32]] = {k: (1, np.float32(1.0)) for k, v in leaves.items() if not v.is_floating_point()}  # (bound, scale)
     rows = next(iter(leaves.values())).shape[0]
+
+    def as_float(name: str) -> torch.Tensor:
+        info = ints.pop(name, None)
+        if info is not None:
+            values[name] = values[name].to(dtype)
+            if info[1] != 1:
+                values[name] *= float(info[1])
+        return values[name]
+
+    def int_sum(names: list[str]) -> tuple[torch.Tensor, tuple[int, np.float32]] | None:
+        if not all(i in ints for i in names) or len({ints[i][1] for i in names}) != 1:
+            return None
+        bound, scale = sum(ints[i][0] for i in names), ints[names[0]][1]
+        if bound >= _INT_LIMIT or not _memo(plan, "exact", (scale, bound), lambda _: _exact_multiples(scale, bound), None):
+            return None
+        out_dtype = _int_dtype(bound)
+        total = values[names[0]].to(out_dtype)
+        for i in names[1:]:
+            total = total + values[i].to(out_dtype)
+        return total, (bound, scale)
+
     for name in nodes:
         node = graph.nodes[name]
-        ins = graph.inputs_of(name)
+        ins = plan.inputs_of(name)
         present = [i for i in ins if i in values]
         if not present:
             continue
+        if node.kind == "Conv2d" and present[0] in ints:
+            found = _memo(plan, "integer_shared_group", name, integer_shared_group, node)
+            in_bound, in_scale = ints[present[0]]
+            # A scaled kernel only on spikes (bound 1, scale 1): its products are then exact.
+            if found is not None and (in_bound == 1 and in_scale == 1 or found[1] == 1):
+                k, scale, per_out = found
+                bound, scale = in_bound * per_out, np.float32(in_scale * scale)
+                if bound < _INT_LIMIT and _memo(plan, "exact", (scale, bound), lambda _: _exact_multiples(scale, bound), None):
+                    values[name] = dense_ops.shared_group_conv2d(node, values[present[0]], k, _int_dtype(bound))
+                    ints[name] = (bound, scale)
+                    continue
         if node.kind == "Add":
-            xs = [values[i] for i in present]
+            summed = int_sum(present)
+            if summed is not None:
+                values[name], ints[name] = summed
+                continue
+            xs = [as_float(i) for i in present]
         elif node.kind == "Concat":
-            xs = [values[i] if i in values else torch.zeros((rows,) + tuple(shapes[i]), dtype=dtype) for i in ins]
+            xs = [as_float(i) if i in values else torch.zeros((rows,) + tuple(shapes[i]), dtype=dtype) for i in ins]
         else:
-            xs = [values[present[0]]]
+            xs = [as_float(present[0])]
         if node.kind == "Conv2d" and present[0] in leaves and node.groups > 1:
             # Spikes into a grouped convolution whose groups share one kernel (the spiking
             # max-pool construction): exact in any summation order, much faster.
-            w1 = dense_ops.shared_group_weight(node)
+            w1 = _memo(plan, "shared_group_weight", name, dense_ops.shared_group_weight, node)
             if w1 is not None:
                 values[name] = dense_ops.shared_group_conv2d(node, xs[0], w1)
                 continue
         values[name] = dense_ops.apply(node, xs)
+    srcs = [src for src in plan.inputs_of(target) if src in values]
+    if len(srcs) > 1:
+        summed = int_sum(srcs)
+        if summed is not None:
+            values[target], ints[target] = summed
+            srcs = [target]
+    if len(srcs) == 1:
+        src = srcs[0]
+        if src in ints and ints[src][1] != 1:
+            as_float(src)
+        return values[src].reshape(rows, -1)
     out = None
-    for src in graph.inputs_of(target):
-        if src in values:
-            out = values[src] if out is None else out + values[src]
+    for src in srcs:
+        out = as_float(src) if out is None else out + as_float(src)
     return out.reshape(rows, -1)
