@@ -15,3 +15,8 @@ KINDS: dict[str, type[Node]] = {
         ReLU, MaxPool2d, BatchNorm, ScaleShift, HostMaxPool2d,
     )
 }
+
+# Their traits (ir/models.py), registered once the table exists.
+from .neurons import _register_builtins  # noqa: E402
+
+_register_builtins()

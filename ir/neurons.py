@@ -11,21 +11,29 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from snc.errors import InvalidGraph, ShapeError, UnsupportedOperator
+from snc.errors import InvalidGraph, ShapeError
 
 from .fixed_point import NeuronFixed
 from .node import NEURON, Node, Shape, as_shape
 
 RESETS = ("subtract", "zero")
-# The neuron models every consumer implements today (simulator, quantize, Lava, rate limit).
+# The neuron models snc's own code implements (simulator, quantize, Lava, rate limit); other
+# models run through the traits they declare (ir/models.py).
 CORE_MODELS = ("IF", "LIF")
 
 
-def require_model(node, name: str, consumer: str, kinds: tuple[str, ...] = CORE_MODELS) -> None:
-    """A consumer that implements the dynamics of ``kinds`` only refuses any other neuron model
-    by node and kind (``UnsupportedOperator``): never a silent fall-through to IF behaviour."""
-    if node.role == NEURON and node.kind not in kinds:
-        raise UnsupportedOperator(f"{consumer} has no {node.kind} neuron model (it implements {', '.join(kinds)})", node=name)
+def require_model(node, name: str, consumer: str, capability: str = "float"):
+    """The registered model of a neuron population when ``consumer`` can run it (ir/models.py:
+    built-in code, or the traits ``capability`` needs); else ``UnsupportedOperator`` naming the
+    node and the kind: never a silent fall-through to IF behaviour. None for other nodes."""
+    from .models import require
+
+    return require(node, name, consumer, capability)
+
+
+def is_builtin(node) -> bool:
+    """Whether snc's own code implements this population's dynamics (IF, LIF)."""
+    return node.role == NEURON and node.kind in CORE_MODELS and type(node) in (IF, LIF)
 
 
 def _threshold_array(value: float | np.ndarray) -> float | np.ndarray:
@@ -129,3 +137,18 @@ class LIF(IF):
             value = float(getattr(self, f))
             if not (0.0 <= value <= 1.0):
                 raise InvalidGraph(f"{f} must lie in [0, 1], got {value}", node=name)
+
+
+def _register_builtins() -> None:
+    from .models import NeuronModel, register
+
+    register(NeuronModel(
+        "IF", IF, state=("v",), reset="v -= theta (subtract) or v = 0 (zero); refractory: held for R steps",
+        lava="LIF (du = 4095, dv = 0; reset by subtraction through a recurrent Dense)", nir="IF",
+        builtin=True, description="integrate-and-fire",
+    ))
+    register(NeuronModel(
+        "LIF", LIF, state=("u", "v"), reset="v -= theta or v = 0; u is not reset",
+        lava="LIF", nir="CubaLIF", builtin=True, description="current-based leaky integrate-and-fire (Loihi CUBA)",
+    ))
+

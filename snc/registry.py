@@ -11,6 +11,8 @@ entry point, without editing snc (``pyproject.toml`` of the plug-in)::
     [project.entry-points."snc.hw"]
     mychip = "my_pkg:profile"           # a HardwareProfile, a TOML document (dict) or a .toml path,
                                         # or a function returning one
+    [project.entry-points."snc.neurons"]
+    mymodel = "my_pkg:MODEL"            # a snc.ir.models.NeuronModel (its node class, traits, dynamics)
 
 Entry-point *names* are read without importing the plug-in (``snc hw list``, ``--help``); an
 entry is imported when it is used. A plug-in that fails to import, or that gives the wrong kind
@@ -26,7 +28,7 @@ from typing import Any, Callable
 
 from snc.errors import PluginError
 
-GROUPS = ("snc.frontends", "snc.backends", "snc.hw")
+GROUPS = ("snc.frontends", "snc.backends", "snc.hw", "snc.neurons")
 
 
 @dataclass(frozen=True)
@@ -194,3 +196,11 @@ def hw_profile(name: str):
     if isinstance(obj, (str, os.PathLike)) and str(obj).lower().endswith(".toml"):
         return load_profile(Path(obj))
     raise PluginError(f"plug-in {name!r} of snc.hw gives {type(obj).__name__}, not a profile, TOML document or .toml path")
+
+
+# --- neuron models --------------------------------------------------------------------------
+def neuron_models() -> dict:
+    """Every neuron model: the built-ins and the ``snc.neurons`` plug-ins (ir/models.py)."""
+    from snc.ir.models import models
+
+    return models()

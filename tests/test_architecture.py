@@ -18,10 +18,20 @@ def _recipe_files() -> list[str]:
 
 def test_every_file_a_recipe_names_exists():
     files = _recipe_files()
-    assert len(files) >= 12
+    assert len(files) >= 8
     missing = [f for f in files if "<name>" not in f and not (ROOT / f).exists()]
     assert missing == []
     assert any(p.suffix == ".toml" for p in (ROOT / "snc" / "hw" / "profiles").iterdir())
+
+
+def test_adding_a_neuron_model_in_tree_touches_at_most_three_files():
+    text = DOC.read_text()
+    recipe = text[text.index("### Add a neuron model"):]
+    end = recipe.find("\n#", 1)
+    recipe = recipe if end < 0 else recipe[:end]
+    files = re.findall(r"^- `([^`]+)`", recipe, flags=re.M)
+    assert 1 <= len(files) <= 3, files
+    assert all((ROOT / f).exists() for f in files)
 
 
 def _module_imports(path: Path) -> set[str]:

@@ -19,7 +19,7 @@ import torch
 
 from snc.errors import InvalidData, UnsupportedOperator
 from snc.ir import Graph
-from snc.ir.neurons import require_model
+from snc.ir.neurons import is_builtin, require_model
 
 from .. import dense_ops
 
@@ -103,10 +103,14 @@ def evaluate(
                 batch = torch.from_numpy(np.ascontiguousarray(x[name][start:start + batch_size], dtype=np.float32))
                 out = _input_value(node, batch)
             elif node.role in ("neuron", "readout"):
+                model = None
                 if mode != "relu":  # the ANN view (relu) holds for any model; the rate limit does not
-                    require_model(node, name, "the rate-limit evaluator")
+                    model = require_model(node, name, "the rate-limit evaluator", "rate")
                 try:
-                    out = _population_rate(node, xs, mode)
+                    if model is not None and not is_builtin(node):
+                        out = model.rate(node, dense_ops.add(node, xs))  # the model's own rate limit
+                    else:
+                        out = _population_rate(node, xs, mode)
                 except UnsupportedOperator as exc:
                     exc.node = name
                     raise

@@ -23,7 +23,7 @@ import scipy.sparse as sp
 
 from snc.errors import UnsupportedOperator
 from snc.ir import INPUT, NEURON, READOUT, Graph
-from snc.ir.neurons import require_model
+from snc.ir.neurons import is_builtin, require_model
 
 from ..sim import build_plan
 
@@ -67,7 +67,11 @@ def recurrent_weight(vth: int, name: str) -> tuple[int, int]:
 
 
 def _check_population(name: str, node) -> None:
-    require_model(node, name, "the Lava backend")
+    model = require_model(node, name, "the Lava backend", "lava")
+    if model is not None and not is_builtin(node):
+        # Lava may have a process for it (the model says which), but snc's emitter writes IF and LIF only.
+        raise UnsupportedOperator(f"the Lava backend emits IF and LIF populations only, not {node.kind} "
+                                  f"(Lava process: {model.lava})", node=name)
     if int(getattr(node, "refractory", 0)):
         raise UnsupportedOperator("Lava's LIF has no refractory period", node=name)
     if node.kind == "LIF" and node.reset == "subtract" and (node.decay_current != 1.0 or node.decay_voltage != 0.0):

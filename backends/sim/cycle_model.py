@@ -35,7 +35,8 @@ import scipy.sparse as sp
 from snc.errors import MappingError
 from snc.hw import HardwareProfile
 from snc.hw.mesh import Mesh
-from snc.ir import INPUT, Graph
+from snc.ir import INPUT, NEURON, Graph
+from snc.ir.models import model_of
 
 from ..plan import Plan
 from .recorders import ProjectedCounts
@@ -48,6 +49,7 @@ class Block:
     stop: int
     core: int
     neurons: int = 0  # neurons that exist in [start, stop) (pruned ones excluded)
+    update_cost: float = 1.0  # one neuron update of this population's model, relative to IF (ir/models.py)
 
 
 @dataclass
@@ -66,6 +68,11 @@ class SourceLayout:
     route_time: np.ndarray = field(default_factory=lambda: np.zeros(0))  # per own block: farthest message
 
 
+def _update_cost(node) -> float:
+    model = model_of(node.kind) if node.role == NEURON else None
+    return 1.0 if model is None else float(model.update_cost)
+
+
 def blocks_of(graph: Graph) -> list[Block]:
     blocks = []
     for name in graph.topological_order():
@@ -76,7 +83,7 @@ def blocks_of(graph: Graph) -> list[Block]:
             flat = None if keep is None else keep.reshape(-1)
             for start, stop, core in mapping["blocks"]:
                 n = int(stop - start) if flat is None else int(np.count_nonzero(flat[start:stop]))
-                blocks.append(Block(name, int(start), int(stop), int(core), n))
+                blocks.append(Block(name, int(start), int(stop), int(core), n, _update_cost(node)))
     return blocks
 
 
@@ -210,8 +217,9 @@ class CycleModel:
         """Time and energy per inference, per core and per layer."""
         p = self.profile
         c = self.per_core_counts(projected, samples, timesteps)
-        core_time = (c["synops"] * p["time_synop"] + c["active"] * p["time_neuron_active"]
-                     + c["inactive"] * p["time_neuron_inactive"] + c["msgs"] * p["time_spike_local"])
+        cost = np.array([b.update_cost for b in self.blocks], dtype=np.float64)[None, :]  # 1 for IF and LIF
+        core_time = (c["synops"] * p["time_synop"] + c["active"] * (cost * p["time_neuron_active"])
+                     + c["inactive"] * (cost * p["time_neuron_inactive"]) + c["msgs"] * p["time_spike_local"])
         route = np.zeros(len(self.blocks))
         for layout in self.layouts.values():
             if layout.own_blocks:
@@ -221,8 +229,8 @@ class CycleModel:
         barrier = self.barrier()
         step_time = core_time.max(axis=1, initial=0.0) + net + barrier
         latency = float(step_time.sum())
-        energy_core = (c["synops"] * p["energy_synop"] + c["active"] * p["energy_neuron_active"]
-                       + c["inactive"] * p["energy_neuron_inactive"] + c["msgs"] * p["energy_spike_local"]
+        energy_core = (c["synops"] * p["energy_synop"] + c["active"] * (cost * p["energy_neuron_active"])
+                       + c["inactive"] * (cost * p["energy_neuron_inactive"]) + c["msgs"] * p["energy_spike_local"]
                        + c["ew"] * p["energy_hop_ew"] + c["ns"] * p["energy_hop_ns"] + c["chip"] * p["energy_chip_hop"]).sum(axis=0)
         host_delivery = float(c["host_msgs"].sum() * p["energy_spike_local"])
         chips = int(len(np.unique(self.cores // self.mesh.cores_per_chip)))

@@ -351,3 +351,54 @@ class FixedNeurons:
             s = spikes[t]
             np.greater(clipped, self.vth6, out=s)
             v[...] = np.where(s, 0, clipped)
+
+
+class ModelNeurons:
+    """A population of a neuron model that declares its own dynamics (ir/models.py), in float or
+    fixed point: the model's step, one time step at a time, on (B, n) arrays. The same
+    interface as FloatNeurons / FixedNeurons (``run``; ``run_constant`` in float; the overflow
+    counters in fixed point, which a declared model reports itself if it keeps them)."""
+
+    def __init__(self, model, node: Node, shape: tuple[int, ...], batch: int, fixed: bool) -> None:
+        self.model = model
+        self.node = node
+        self.n = int(np.prod(shape))
+        self.fixed = fixed
+        self.keep = None if getattr(node, "keep", None) is None else np.asarray(node.keep).reshape(-1)
+        self.state = (model.fixed_state if fixed else model.float_state)(node, batch)
+        self.u_wraps = 0
+        self.v_saturations = 0
+        if fixed:
+            fx = node.fixed
+            mant = np.asarray(fx.bias_mant, dtype=np.int64)
+            mant = np.broadcast_to(mant, shape).reshape(-1) if mant.size else np.zeros(self.n, np.int64)
+            exp = int(fx.bias_exp)
+            self.bias = (mant << exp) if exp >= 0 else (mant >> -exp)
+
+    def run(self, current: np.ndarray, spikes: np.ndarray, extra=None) -> np.ndarray | None:
+        """Float: ``extra`` is the optional activity mask (as FloatNeurons.run); returns the
+        active updates per step and sample. Fixed: ``extra`` is the per-sample bias in v units."""
+        tc, b, n = current.shape
+        if self.fixed:
+            bias = np.broadcast_to(self.bias if extra is None else self.bias + extra, (b, n))
+            for t in range(tc):
+                spikes[t] = self.model.fixed_step(self.node, self.state, current[t].astype(np.int64), bias)
+        else:
+            active = np.empty((tc, b), dtype=np.int64)
+            for t in range(tc):
+                drive = current[t].astype(np.float32)
+                bias = getattr(self.node, "bias", None)
+                nz = (drive if bias is None else drive + bias.reshape(-1)) != 0  # as FloatNeurons: input + bias
+                if self.keep is not None:
+                    nz &= self.keep
+                if extra is not None:
+                    extra[t] = nz
+                active[t] = row_counts(np.ascontiguousarray(nz))
+                spikes[t] = self.model.float_step(self.node, self.state, drive)
+        if self.keep is not None:
+            spikes &= self.keep  # removed neurons never spike
+        return None if self.fixed else active
+
+    def run_constant(self, const: np.ndarray, spikes: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
+        tc, b, n = spikes.shape
+        return self.run(np.broadcast_to(const, (tc, b, n)), spikes, mask)

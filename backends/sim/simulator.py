@@ -23,10 +23,11 @@ import torch
 
 from snc.errors import InvalidData, InvalidGraph
 from snc.ir import INPUT, NEURON, READOUT, Graph
-from snc.ir.neurons import require_model
+from snc.ir.models import model_of
+from snc.ir.neurons import is_builtin, require_model
 
 from .counting import column_counts, row_counts
-from .neurons import FixedNeurons, FloatNeurons
+from .neurons import FixedNeurons, FloatNeurons, ModelNeurons
 from ..plan import Plan, PopulationPlan, build_plan, host_stage
 from .recorders import ChunkView
 from .result import PopulationStats, SimResult
@@ -72,7 +73,10 @@ class _Batch:
                 if fixed:
                     self.neurons[pop.name] = FixedNeurons(_readout_as_integrator(node), pop.shape, self.size)
             else:
-                self.neurons[pop.name] = (FixedNeurons if fixed else FloatNeurons)(node, pop.shape, self.size)
+                if is_builtin(node):
+                    self.neurons[pop.name] = (FixedNeurons if fixed else FloatNeurons)(node, pop.shape, self.size)
+                else:  # a model that declares its own dynamics (ir/models.py)
+                    self.neurons[pop.name] = ModelNeurons(model_of(node.kind), node, pop.shape, self.size, fixed)
                 if sim.history_depth.get(pop.name):
                     self.history[pop.name] = np.zeros((sim.history_depth[pop.name], self.size, pop.size), dtype=bool)
             self.const[pop.name] = self._constant_current(pop)
@@ -157,7 +161,7 @@ class Simulation:
         self.rate_seed = rate_seed
         self.graph = graph
         for name, node in graph.nodes.items():
-            require_model(node, name, "snc's simulator")
+            require_model(node, name, "snc's simulator", "fixed" if self.fixed else "float")
         self.plan = build_plan(graph, fixed=self.fixed)
         self._float_plan = None if self.fixed else self.plan
         if len(graph.input_names) != 1:

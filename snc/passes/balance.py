@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from snc.errors import CalibrationError
+from snc.errors import CalibrationError, UnsupportedOperator
 from snc.ir import Graph, Scale
+from snc.ir.neurons import is_builtin
 
 from . import PassContext
 
@@ -127,6 +128,10 @@ def balance(graph: Graph, ctx: PassContext) -> Graph:
         raise CalibrationError("threshold balancing needs calibration data (snc compile --calib X.npy)")
     g = graph.copy()
     pops = [n for n in g.topological_order() if g.nodes[n].role == "neuron"]
+    for name in pops:
+        if not is_builtin(g.nodes[name]):
+            raise UnsupportedOperator(f"balance rescales IF and LIF thresholds; {g.nodes[name].kind} declares its own "
+                                      "parameters (balance the network before choosing that model)", node=name)
     if not pops:
         ctx.note(NAME, "no spiking populations to balance")
         return g

@@ -37,6 +37,7 @@ import numpy as np
 import torch
 
 from snc.errors import SncError, UnsupportedOperator
+from snc.ir.neurons import is_builtin
 from snc.ir import Graph
 
 from . import PassContext
@@ -182,6 +183,13 @@ def _interval_bounds(plan, input_range: tuple[float, float]) -> dict[str, np.nda
             bounds[pop.name] = (np.full(pop.size, lo), np.full(pop.size, hi))
             continue
         if node.role != "neuron":
+            continue
+        if not is_builtin(node):
+            # A declared model's dynamics are its own (ir/models.py): nothing here proves that
+            # a neuron of it cannot fire, so none is removed.
+            fires = np.ones(pop.size, bool) if node.keep is None else node.keep.reshape(-1).copy()
+            can_fire[pop.name] = fires
+            bounds[pop.name] = (np.zeros(pop.size), fires.astype(np.float64))
             continue
         pos = np.zeros(pop.size)
         neg = np.zeros(pop.size)

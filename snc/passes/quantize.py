@@ -30,7 +30,7 @@ import numpy as np
 
 from snc.errors import UnsupportedOperator
 from snc.ir import Graph, NeuronFixed, SumPool2d, SynapseFixed
-from snc.ir.neurons import require_model
+from snc.ir.neurons import is_builtin, require_model
 from snc.ir.projections import fan_in
 
 from . import PassContext
@@ -156,7 +156,7 @@ def quantize(graph: Graph, ctx: PassContext) -> Graph:
     layers = {}
     for p in pops:
         node = g.nodes[p]
-        require_model(node, p, "quantize")
+        model = require_model(node, p, "quantize", "quantize")
         if node.role == "readout" and node.mode == "spike_count":
             # It counts its population's spikes: integers already, no weights, no bias.
             g.replace(p, node.replace(fixed=NeuronFixed(vth=VTH_MAX + 1, bias_mant=np.zeros(shapes[p], np.int32), bias_exp=0,
@@ -241,7 +241,12 @@ def quantize(graph: Graph, ctx: PassContext) -> Graph:
                              scale=float(scale_arr) if not per_channel else scale_arr)
             th_deq = (vth * q).astype(np.float32)
             threshold = float(th_deq[0]) if not per_channel else th_deq.reshape((-1,) + (1,) * (len(shape) - 1))
-            g.replace(p, node.replace(threshold=threshold, bias=b_deq if np.any(b_deq) else None, fixed=fx))
+            new = node.replace(threshold=threshold, bias=b_deq if np.any(b_deq) else None, fixed=fx)
+            if model is not None and not is_builtin(node):
+                # A declared model adds its own integer parameters (ir/models.py): one unit of
+                # synaptic input is worth ``step`` per neuron, the threshold is vth << 6 in v.
+                new = model.quantize(new, p, step=q_neuron.reshape(shape), vth=vth_stored)
+            g.replace(p, new)
         else:
             fx = NeuronFixed(vth=VTH_MAX + 1, bias_mant=mant.reshape(shape), bias_exp=bias_exp, du=4095, dv=0, scale=float(q[0]))
             g.replace(p, node.replace(bias=b_deq if np.any(b_deq) else None, fixed=fx))
