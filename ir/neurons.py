@@ -151,4 +151,7 @@ def _register_builtins() -> None:
         "LIF", LIF, state=("u", "v"), reset="v -= theta or v = 0; u is not reset",
         lava="LIF", nir="CubaLIF", builtin=True, description="current-based leaky integrate-and-fire (Loihi CUBA)",
     ))
+    from . import cuba
+
+    register(cuba.model())
 

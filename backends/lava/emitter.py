@@ -33,6 +33,8 @@ DENSE_FORMAT_DENSITY = 0.25  # a connection at least this dense becomes a Lava D
 RECURRENT_MANT = 255
 
 
+MAX_DELAY = 62  # Loihi 2: 6-bit synaptic delays (0-63); netx clips to 62
+
 def _csr_arrays(prefix: str, m: sp.spmatrix, dtype) -> dict[str, np.ndarray]:
     m = sp.csr_matrix(m)
     m.sort_indices()
@@ -91,8 +93,9 @@ def build_export(graph: Graph, timesteps: int | None = None) -> tuple[dict[str, 
     if len(graph.input_names) != 1:
         raise UnsupportedOperator(f"Lava export supports one input, the graph has {graph.input_names}")
     for name, node in graph.nodes.items():
-        if node.kind == "Delay":
-            raise UnsupportedOperator("synaptic delays are not emitted to Lava yet (Lava 0.10's DelayDense is not used)", node=name)
+        if node.kind == "Delay" and int(node.steps) > MAX_DELAY:
+            raise UnsupportedOperator(f"a delay of {int(node.steps)} steps exceeds the {MAX_DELAY} a Lava DelayDense "
+                                      "synapse holds (6 bits, plus the step every synapse adds)", node=name)
     fixed = fixed_point_ready(graph)
     plan = build_plan(graph)
     plan_fixed = build_plan(graph, fixed=True) if fixed else None
@@ -181,8 +184,14 @@ def build_export(graph: Graph, timesteps: int | None = None) -> tuple[dict[str, 
                 continue
             density = proj.matrix.nnz / max(1, proj.matrix.shape[0] * proj.matrix.shape[1])
             src = -1 if graph.nodes[proj.source].role == INPUT else index[proj.source]
+            if proj.delay > MAX_DELAY:
+                raise UnsupportedOperator(f"projection from {proj.source!r} is delayed {proj.delay} steps; a Lava "
+                                          f"DelayDense synapse holds at most {MAX_DELAY}", node=p.name)
+            # Delayed projections (Delay operators on the path) become DelayDense synapses: a delay
+            # of d there arrives d steps after Dense's one-step delay, as snc's delay timing has it.
             spec["connections"].append({"index": k_conn, "source": src, "target": index[p.name],
-                                        "format": "dense" if density >= DENSE_FORMAT_DENSITY else "sparse"})
+                                        "format": "dense" if density >= DENSE_FORMAT_DENSITY else "sparse",
+                                        "delay": int(proj.delay)})
             params.update(_csr_arrays(f"conn{k_conn}_float", proj.matrix, np.float64))
             if fixed:
                 fp = fixed_proj[(proj.source, proj.target)]

@@ -9,6 +9,7 @@ import pytest
 import snc.ir as ir
 from snc.backends import analog
 from snc.backends.lava.emitter import build_export
+from snc.backends.plan import build_plan
 from snc.backends.sim import simulate
 from snc.errors import InvalidGraph, UnsupportedOperator
 
@@ -81,8 +82,13 @@ def test_a_delay_is_the_identity_in_the_rate_limit_and_refused_where_unsupported
     a = analog.evaluate(g, {"x": x}, keep=["h2"])["h2"]
     b = analog.evaluate(plain, {"x": x}, keep=["h2"])["h2"]
     np.testing.assert_array_equal(a, b)
-    with pytest.raises(UnsupportedOperator, match="'z1'.*Lava"):
-        build_export(g)
+    spec, _ = build_export(g)  # delays become DelayDense synapses (spike-for-spike checks: test_lava.py)
+    assert sorted(c["delay"] for c in spec["connections"]) == sorted(
+        p.delay for pop in build_plan(g).populations for p in pop.projections if not p.static)
+    assert any(c["delay"] > 0 for c in spec["connections"])
+    far, _ = _net(np.random.default_rng(1), d1=70, d2=1)
+    with pytest.raises(UnsupportedOperator, match="'z1'.*62"):
+        build_export(far)
     bad = ir.Graph()
     bad.add("x", ir.Input(shape=(3,)))
     bad.add("d", ir.Dense(weight=np.ones((3, 3), np.float32)), ["x"])

@@ -171,7 +171,13 @@ def build(spec: dict, params: dict, sample: np.ndarray, steps: int, cfg: str):
         else:
             w = csr(params, f"conn{j}_float", np.float64)
             kw = {}
-        proc = Dense(weights=w.toarray(), **kw) if conn["format"] == "dense" else Sparse(weights=w, **kw)
+        delay = int(conn.get("delay", 0))
+        if delay:  # d more steps than Dense's one (snc's Delay operators on the path)
+            from lava.proc.dense.process import DelayDense
+
+            proc = DelayDense(weights=w.toarray(), delays=np.full(w.shape, delay, dtype=int), **kw)  # Lava checks dtype == int
+        else:
+            proc = Dense(weights=w.toarray(), **kw) if conn["format"] == "dense" else Sparse(weights=w, **kw)
         src = source if conn["source"] < 0 else lifs[conn["source"]]
         src.s_out.connect(proc.s_in)
         proc.a_out.connect(lifs[conn["target"]].a_in)
