@@ -22,6 +22,7 @@ from snc.errors import InvalidGraph, UnsupportedOperator
 import torch
 
 from snc.ir import HOST, INPUT, NEURON, READOUT, Graph, Node, Shape
+from snc.ir.graph import dense_macs
 from snc.ir.projections import fan_in
 
 from . import dense_ops, linear_maps
@@ -163,18 +164,12 @@ class Plan:
 
 
 def _dense_macs(graph: Graph, shapes: dict[str, Shape], nodes: list[str]) -> int:
+    """Dense-path work of a projection's operators: their MACs (ir.graph.dense_macs), and one
+    operation per output for the operators without any (Add, Flatten, ...)."""
     macs = 0
     for name in nodes:
         node = graph.nodes[name]
-        out = int(np.prod(shapes[name]))
-        if node.kind == "Dense":
-            macs += int(node.weight.size)
-        elif node.kind == "Conv2d":
-            macs += out * int(np.prod(node.weight.shape[1:]))
-        elif node.kind in ("SumPool2d", "AvgPool2d"):
-            macs += out * node.kernel[0] * node.kernel[1]
-        else:
-            macs += out
+        macs += dense_macs(node, shapes[name]) or int(np.prod(shapes[name]))
     return macs
 
 

@@ -318,6 +318,21 @@ def synapse_count(node: Node) -> int:
     return 0
 
 
+def dense_macs(node: Node, out_shape) -> int:
+    """Multiply-accumulates of one dense evaluation of a weighted or pooling operator, per
+    sample: Dense = its weight count, Conv2d = outputs x taps per output (padding included, as
+    an ANN accelerator computes it), SumPool2d / AvgPool2d = outputs x window; 0 for the rest.
+    The one MAC count the ANN baseline (convert) and the simulator's dense-path cost share."""
+    out = int(np.prod(out_shape))
+    if node.kind == "Dense":
+        return int(node.weight.size)
+    if node.kind == "Conv2d":
+        return out * int(np.prod(node.weight.shape[1:]))
+    if node.kind in ("SumPool2d", "AvgPool2d"):
+        return out * node.kernel[0] * node.kernel[1]
+    return 0
+
+
 def _printable(value: Any) -> Any:
     if isinstance(value, (np.floating, np.integer)):
         return value.item()

@@ -25,6 +25,7 @@ import torch
 from snc.backends import dense_ops
 from snc.errors import UnsupportedOperator
 from snc.ir import IF, Graph, Readout, Scale, ScaleShift
+from snc.ir.graph import dense_macs
 
 from dataclasses import dataclass
 
@@ -128,15 +129,8 @@ def source_macs(g: Graph, shapes: dict | None = None) -> int:
     densely (all kernel taps, padding included, as an ANN accelerator computes them); pooling,
     normalisation and bias excluded. The baseline an SNN's energy is compared with."""
     shapes = shapes or g.infer_shapes()
-    macs = 0
-    for name, node in g.nodes.items():
-        if node.meta.get("maxpool_construct"):
-            continue
-        if node.kind == "Dense":
-            macs += int(node.weight.size)
-        elif node.kind == "Conv2d":
-            macs += int(np.prod(shapes[name])) * int(np.prod(node.weight.shape[1:]))
-    return macs
+    return sum(dense_macs(node, shapes[name]) for name, node in g.nodes.items()
+               if node.kind in ("Dense", "Conv2d") and not node.meta.get("maxpool_construct"))
 
 
 @torch.inference_mode()
