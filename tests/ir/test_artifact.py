@@ -140,6 +140,11 @@ def every_kind_graph() -> ir.Graph:
     g.add("count", ir.Readout(shape=(5,), mode="spike_count"), ["h2"])
     g.add("hmp", ir.HostMaxPool2d(kernel=(2, 2), stride=(2, 1), padding=(1, 0, 0, 1), dilation=(1, 2)), ["x"])
     g.add("h3", ir.IF(shape=(2, 3, 5)), ["hmp"])
+    g.add("d3", ir.Dense(weight=w(4, 5)), ["h2"])
+    g.add("cuba", ir.CubaLIF(shape=(4,), reset="value", v_reset=-0.25, refractory=2, adapt=0.5, adapt_decay=0.125,
+                             reset_timing="immediate", du_fixed=2048, dv_fixed=1024, adapt_decay_fixed=512,
+                             adapt_fixed=np.array([3, 4, 5, 6], np.int64), v_reset_fixed=np.array([-16, -16, -17, -18], np.int64)),
+          ["d3"])
     g.outputs = ["out", "count"]
     return g
 
@@ -239,6 +244,11 @@ NODES = {
     "LIF": st.builds(ir.LIF, shape=dims, threshold=st.floats() | bits_f32(small_shapes), reset=st.sampled_from(RESETS),
                      bias=maybe(bits_f32(small_shapes)), decay_current=st.floats(0, 1), decay_voltage=st.floats(0, 1),
                      fixed=maybe(neuron_fixed), meta=metas),
+    "CubaLIF": st.builds(ir.CubaLIF, shape=dims, threshold=st.floats() | bits_f32(small_shapes),
+                         reset=st.sampled_from(RESETS + ("value",)), v_reset=st.floats(), adapt=st.floats(),
+                         adapt_decay=st.floats(), reset_timing=st.sampled_from(("immediate", "next_step")),
+                         decay_current=st.floats(0, 1), decay_voltage=st.floats(0, 1), du_fixed=st.integers(0, 4096),
+                         adapt_fixed=maybe(hnp.arrays(np.int64, small_shapes)), fixed=maybe(neuron_fixed), meta=metas),
     "Dense": st.builds(ir.Dense, weight=bits_f32(hnp.array_shapes(min_dims=2, max_dims=2, min_side=0, max_side=3)),
                        bias=maybe(bits_f32(small_shapes)), fixed=maybe(synapse_fixed), meta=metas),
     "Conv2d": st.builds(ir.Conv2d, weight=bits_f32(hnp.array_shapes(min_dims=4, max_dims=4, max_side=3)),
