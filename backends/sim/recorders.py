@@ -20,6 +20,7 @@ import scipy.sparse as sp
 import torch
 
 from snc.ir import INPUT, NEURON
+from snc.ir.projections import fan_in
 
 from .. import linear_maps
 
@@ -130,6 +131,7 @@ class NeuroBenchCounter(Recorder):
         self.macs = np.zeros(n_samples)
         self.dense = np.zeros(n_samples)
         self._static: dict[str, tuple[np.ndarray, bool]] = {}
+        self._fans: dict[str, tuple[list[str], list[str]]] = {}  # layer input -> (operators, source populations)
         self._batch_first = None
 
     def _input_values(self, view: ChunkView, layer: dict) -> tuple[np.ndarray, bool]:
@@ -144,30 +146,30 @@ class NeuroBenchCounter(Recorder):
         role = graph.nodes[node].role
         if role in (NEURON, INPUT) and not (role == INPUT and graph.nodes[node].encoding == "direct"):
             return view.visible(node).reshape(view.tc * view.batch.size, -1), False
-        # General case: evaluate the operators between the populations and this layer's input.
-        sub = set()
+        # General case: evaluate the operators between the populations and this layer's input
+        # (the IR's one walk, ir.projections.fan_in, from the input operator back to them).
+        if src not in self._fans:  # the same for every chunk
+            if graph.nodes[src].role in (NEURON, INPUT):
+                self._fans[src] = ([], [src])
+            else:
+                fan = fan_in(graph, src)
+                self._fans[src] = (list(fan.ops) + [src], list(fan.sources))
+        order, sources = self._fans[src]
         leaves = {}
-        stack = [src]
         static = True
-        while stack:
-            x = stack.pop()
+        for x in sources:
             n = graph.nodes[x]
-            if n.role in (NEURON, INPUT):
-                if n.role == INPUT and n.encoding == "direct":
-                    leaves[x] = torch.from_numpy(np.ascontiguousarray(view.batch.x, dtype=np.float32))
-                else:
-                    static = False
-                    leaves[x] = None
-            elif x not in sub:
-                sub.add(x)
-                stack.extend(graph.inputs_of(x))
+            if n.role == INPUT and n.encoding == "direct":
+                leaves[x] = torch.from_numpy(np.ascontiguousarray(view.batch.x, dtype=np.float32))
+            else:
+                static = False
+                leaves[x] = None
         rows = view.batch.size if static else view.tc * view.batch.size
         for x in list(leaves):
             if leaves[x] is None:
                 leaves[x] = view.float_of(x).reshape((rows,) + tuple(sim.plan.shapes[x]))
             elif not static:  # a constant input beside spiking ones: the same value every step
                 leaves[x] = torch.cat([leaves[x]] * view.tc)
-        order = [n for n in graph.topological_order() if n in sub]
         values = _evaluate(sim.plan, leaves, order)
         return values[src].reshape(rows, -1).numpy(), static
 
