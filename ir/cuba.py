@@ -90,6 +90,23 @@ def _reset(node, v, s, theta, v_reset):
         np.copyto(v, np.broadcast_to(v_reset, v.shape), where=s)
 
 
+def _fire(node, state: dict, v, theta, v_reset, offset, free):
+    """The step's spikes (v above the threshold plus its adaptive offset, outside refractory
+    periods), with the reset at the model's timing and the refractory count: the same in float
+    and in fixed point."""
+    if node.reset_timing == "next_step":
+        _reset(node, v, state["s"], theta, v_reset)
+    s = (v > theta + offset) & free
+    if node.reset_timing == "immediate":
+        _reset(node, v, s, theta, v_reset)
+    if int(node.refractory):
+        ref = state["ref"]
+        ref -= (~free).astype(np.int32)
+        ref[s] = int(node.refractory)
+    state["s"] = s
+    return s
+
+
 def float_step(node, state: dict, current: np.ndarray) -> np.ndarray:
     f32 = np.float32
     u, v, a, ref = state["u"], state["v"], state["a"], state["ref"]
@@ -100,18 +117,9 @@ def float_step(node, state: dict, current: np.ndarray) -> np.ndarray:
     free = ref == 0
     new_v = v * f32(1.0 - node.decay_voltage) + drive
     np.copyto(v, new_v, where=free)
-    v_reset = f32(node.v_reset)
-    if node.reset_timing == "next_step":
-        _reset(node, v, state["s"], theta, v_reset)
-    s = (v > theta + a) & free
-    if node.reset_timing == "immediate":
-        _reset(node, v, s, theta, v_reset)
-    if int(node.refractory):
-        ref -= (~free).astype(np.int32)
-        ref[s] = int(node.refractory)
+    s = _fire(node, state, v, theta, f32(node.v_reset), a, free)
     a *= f32(1.0 - node.adapt_decay)
     a += f32(node.adapt) * s
-    state["s"] = s
     return s
 
 
@@ -144,17 +152,9 @@ def fixed_step(node, state: dict, a_in: np.ndarray, bias: np.ndarray) -> np.ndar
     u[...] = _decay(u, node.du_fixed) + (a_in << 6)
     free = ref == 0
     np.copyto(v, _decay(v, node.dv_fixed) + u + bias, where=free)
-    if node.reset_timing == "next_step":
-        _reset(node, v, state["s"], vth6, v_reset)
-    s = (v > vth6 + a) & free
-    if node.reset_timing == "immediate":
-        _reset(node, v, s, vth6, v_reset)
-    if int(node.refractory):
-        ref -= (~free).astype(np.int32)
-        ref[s] = int(node.refractory)
+    s = _fire(node, state, v, vth6, v_reset, a, free)
     adapt = _flat(node, node.adapt_fixed if node.adapt_fixed is not None else 0, np.int64)
     a[...] = _decay(a, node.adapt_decay_fixed) + adapt * s
-    state["s"] = s
     return s
 
 

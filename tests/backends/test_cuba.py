@@ -102,7 +102,7 @@ def test_the_options_change_the_spikes():
 def test_synaptic_matches_snntorch():
     """snnTorch Synaptic (alpha, beta, reset by subtraction of the previous step's spike) is
     CuBa-LIF with du = 1 - alpha, dv = 1 - beta and next-step reset timing."""
-    snntorch = pytest.importorskip("snntorch")
+    import snntorch
     import torch
 
     rng = np.random.default_rng(5)
@@ -138,7 +138,7 @@ def test_rleaky_with_leak_matches_snntorch():
     CuBa-LIF with du = 1 (no synaptic memory), dv = 1 - beta, next-step reset, fed back through a
     Dense and a one-step Delay. Weights on a 1/4 grid and beta = 0.5 keep every sum exact, so
     the order in which the feed-forward and recurrent inputs are added cannot matter."""
-    snntorch = pytest.importorskip("snntorch")
+    import snntorch
     import torch
 
     rng = np.random.default_rng(9)
