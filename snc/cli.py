@@ -530,13 +530,9 @@ def hw_list() -> None:
 def neurons_cmd() -> None:
     """List the neuron models: built-in ones, then installed snc.neurons plug-ins, with their
     state and the consumers that run them."""
-    from snc.ir.models import models
+    from snc.report import format_neuron_models
 
-    for kind, m in models().items():
-        runs = [c for c in ("float", "fixed", "quantize", "rate") if m.supports(c)]
-        origin = "built-in" if m.builtin else "plug-in"
-        lava = "emitted to Lava" if m.builtin else f"Lava: {m.lava or 'none'} (not emitted)"
-        click.echo(f"{kind.ljust(12)} {origin.ljust(9)} state {','.join(m.state).ljust(8)} runs: {', '.join(runs)}; {lava}")
+    click.echo(format_neuron_models())
 
 
 @hw_group.command("show")

@@ -73,3 +73,17 @@ def format_simulation(result) -> str:
     if doc.get("overflow"):
         out.append(f"fixed-point overflow: {doc['overflow']}")
     return "\n".join(out)
+
+
+def format_neuron_models() -> str:
+    """``snc neurons``: one line per registered model (built-ins, then plug-ins), with its state,
+    the consumers that run it and whether snc emits it to Lava."""
+    from snc.ir.models import models
+
+    lines = []
+    for kind, m in models().items():
+        runs = [c for c in ("float", "fixed", "quantize", "rate") if m.supports(c)]
+        origin = "built-in" if m.builtin else "in-tree" if m.node_class.__module__.startswith("snc.") else "plug-in"
+        lava = "emitted to Lava" if m.builtin else f"Lava: {m.lava or 'none'} (not emitted)"
+        lines.append(f"{kind.ljust(12)} {origin.ljust(9)} state {','.join(m.state).ljust(8)} runs: {', '.join(runs)}; {lava}")
+    return "\n".join(lines)

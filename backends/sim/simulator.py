@@ -26,7 +26,8 @@ from snc.ir import INPUT, NEURON, READOUT, Graph
 from snc.ir.models import model_of
 from snc.ir.neurons import is_builtin, require_model
 
-from .counting import column_counts, row_counts
+from .bookkeeping import record_spikes
+from .counting import row_counts
 from .neurons import FixedNeurons, FloatNeurons, ModelNeurons
 from ..plan import Plan, PopulationPlan, build_plan, host_stage
 from .recorders import ChunkView
@@ -421,7 +422,7 @@ def _run_chunk(sim: Simulation, batch: _Batch, stats, data, t0: int, tc: int, ra
     totals: dict[str, int] = {}  # spikes each population emitted in this chunk
 
     def record(st, pop, s) -> None:
-        if _record(sim, batch, st, pop, s, None, t0, tc, raster_set):
+        if record_spikes(sim, batch, st, pop, s, t0, tc, raster_set):
             pending.append((st, pop, s))
         totals[pop.name] = int(st.spikes[batch.first:batch.first + b, t0:t0 + tc].sum())
 
@@ -585,32 +586,3 @@ def _shifted(out: torch.Tensor, proj, dtype=np.int64) -> np.ndarray:
     if e == 0:
         return a
     return (a << e) if e > 0 else (a >> -e)
-
-
-def _weighted_counts(flat: np.ndarray, digits: torch.Tensor) -> np.ndarray:
-    """sum_j s_rj * f_j per row, exactly, with an int8 GEMM: f is split into base-128 digits."""
-    parts = torch._int_mm(torch.from_numpy(flat.view(np.int8)), digits).to(torch.int64)
-    weights = 128 ** torch.arange(parts.shape[1], dtype=torch.int64)
-    return (parts * weights).sum(dim=1).numpy()
-
-
-def _record(sim: Simulation, batch: _Batch, st: PopulationStats, pop: PopulationPlan, s: np.ndarray, _unused, t0: int, tc: int, raster_set) -> bool:
-    b = batch.size
-    first = batch.first
-    flat = s.reshape(tc * b, -1)
-    st.spikes[first:first + b, t0:t0 + tc] = row_counts(flat).reshape(tc, b).T
-    st.neuron_spikes += column_counts(flat)
-    fan = sim.plan.fanout[pop.name]
-    later = False  # synaptic operations left to the end of the chunk (float32 product)
-    if fan.any():
-        if sim.uniform_fanout[pop.name]:
-            # Every neuron reaches the same number of synapses: spikes x fan-out.
-            st.synops[first:first + b, t0:t0 + tc] = st.spikes[first:first + b, t0:t0 + tc].astype(np.int64) * int(fan[0])
-        elif pop.name in sim.fanout_f32:
-            later = True
-        else:
-            st.synops[first:first + b, t0:t0 + tc] = _weighted_counts(flat, sim.fanout_digits[pop.name]).reshape(tc, b).T
-    for i in raster_set:
-        if first <= i < first + b:
-            st.rasters[i][t0:t0 + tc] = s[:, i - first, :]
-    return later
