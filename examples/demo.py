@@ -39,7 +39,7 @@ def main() -> None:
     import snc
     from snc.backends import analog
     from snc.backends.sim import simulate
-    from snc.cli import format_simulation
+    from snc.report import format_simulation
     from snc.report import pct, table
 
     t0 = time.perf_counter()
