@@ -148,7 +148,6 @@ class Plan:
     outgoing: dict[str, list[Projection]]
     fanout: dict[str, np.ndarray]  # total non-zero fan-out per neuron of each population
     source: Graph | None = None  # the graph it was built from (``graph`` is its integer form in fixed point)
-    source_fingerprint: str | None = None
     memo: dict = field(default_factory=dict, repr=False)  # per-node facts consumers derive once (inputs, kernels)
 
     def inputs_of(self, name: str) -> list[str]:
@@ -190,11 +189,13 @@ def build_plan(graph: Graph, *, fixed: bool = False) -> Plan:
     place); otherwise it is rebuilt."""
     key = (graph.fingerprint(), fixed)
     plan = _PLANS.get(key)
-    if plan is not None and plan.source_fingerprint == key[0] and plan.source.fingerprint() == key[0]:
+    # The kept plan's own graph must still have that content: it may have been changed in place
+    # since (when it is ``graph`` itself, the digest just taken says so).
+    if plan is not None and (plan.source is graph or plan.source.fingerprint() == key[0]):
         _PLANS.move_to_end(key)
         return plan
     plan = _build_plan(graph, fixed=fixed)
-    plan.source, plan.source_fingerprint = graph, key[0]
+    plan.source = graph
     _PLANS[key] = plan
     while len(_PLANS) > _PLANS_KEPT:
         _PLANS.popitem(last=False)

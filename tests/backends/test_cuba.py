@@ -11,6 +11,8 @@ import snc
 import snc.ir as ir
 from snc.backends.sim import simulate
 
+from .snntorch_ref import rleaky_spikes
+
 F = np.float32
 
 VARIANTS = {
@@ -36,6 +38,12 @@ def _rnn(rng, params, delay):
     g.add("out", ir.Readout(shape=(3,)), ["out_w"])
     g.outputs = ["out"]
     return g, w_in, w_rec
+
+
+def _readout(g, src: str, n: int) -> None:
+    g.add("o", ir.Dense(weight=np.ones((2, n), np.float32)), [src])
+    g.add("out", ir.Readout(shape=(2,)), ["o"])
+    g.outputs = ["out"]
 
 
 def _reference(x, w_in, w_rec, p, delay):
@@ -114,9 +122,7 @@ def test_synaptic_matches_snntorch():
     g.add("fc", ir.Dense(weight=w), ["x"])
     g.add("h", ir.CubaLIF(shape=(8,), threshold=1.0, decay_current=0.1, decay_voltage=0.2, reset="subtract",
                           reset_timing="next_step"), ["fc"])
-    g.add("o", ir.Dense(weight=np.ones((2, 8), np.float32)), ["h"])
-    g.add("out", ir.Readout(shape=(2,)), ["o"])
-    g.outputs = ["out"]
+    _readout(g, "h", 8)
     lif = snntorch.Synaptic(alpha=0.9, beta=0.8, threshold=1.0, reset_mechanism="subtract")
     fc = torch.nn.Linear(5, 8, bias=False)
     with torch.no_grad():
@@ -138,9 +144,6 @@ def test_rleaky_with_leak_matches_snntorch():
     CuBa-LIF with du = 1 (no synaptic memory), dv = 1 - beta, next-step reset, fed back through a
     Dense and a one-step Delay. Weights on a 1/4 grid and beta = 0.5 keep every sum exact, so
     the order in which the feed-forward and recurrent inputs are added cannot matter."""
-    import snntorch
-    import torch
-
     rng = np.random.default_rng(9)
     w_in = (rng.integers(-1, 6, (6, 4)) / 4).astype(np.float32)
     w_rec = (rng.integers(-3, 4, (6, 6)) / 4).astype(np.float32)
@@ -155,21 +158,8 @@ def test_rleaky_with_leak_matches_snntorch():
     g.add("rec", ir.Dense(weight=w_rec), ["h"])
     g.add("z", ir.Delay(steps=1), ["rec"])
     g.set_inputs("sum", ["ff", "z"])
-    g.add("o", ir.Dense(weight=np.ones((2, 6), np.float32)), ["h"])
-    g.add("out", ir.Readout(shape=(2,)), ["o"])
-    g.outputs = ["out"]
-    fc = torch.nn.Linear(4, 6, bias=False)
-    lif = snntorch.RLeaky(beta=0.5, threshold=1.0, linear_features=6, all_to_all=True, reset_mechanism="subtract")
-    with torch.no_grad():
-        fc.weight.copy_(torch.from_numpy(w_in))
-        lif.recurrent.weight.copy_(torch.from_numpy(w_rec))
-        lif.recurrent.bias.zero_()
-        spk, mem = lif.init_rleaky()
-        out = []
-        for t in range(steps):
-            spk, mem = lif(fc(torch.from_numpy(x[:, t])), spk, mem)
-            out.append(spk.numpy().astype(bool))
-    theirs = np.stack(out, axis=1)
+    _readout(g, "h", 6)
+    theirs = rleaky_spikes(x, w_in, w_rec, beta=0.5, threshold=1.0)
     r = simulate(g, x, timesteps=steps, rasters=range(n))
     ours = np.stack([r.populations["h"].rasters[i] for i in range(n)])
     assert theirs.sum() > 0
@@ -231,8 +221,6 @@ def test_lava_says_it_does_not_emit_it():
     g.add("x", ir.Input(shape=(4,), encoding="spikes"))
     g.add("ff", ir.Dense(weight=np.ones((3, 4), np.float32)), ["x"])
     g.add("h", ir.CubaLIF(shape=(3,), reset="value", v_reset=-0.5), ["ff"])
-    g.add("o", ir.Dense(weight=np.ones((2, 3), np.float32)), ["h"])
-    g.add("out", ir.Readout(shape=(2,)), ["o"])
-    g.outputs = ["out"]
+    _readout(g, "h", 3)
     with pytest.raises(snc.UnsupportedOperator, match="'h'.*CubaLIF|CubaLIF.*'h'"):
         build_export(g)
