@@ -99,6 +99,11 @@ class Readout(Node):
     mode ``spike_count``: counts the spikes of its single input population,
         c = sum_t s[t],  prediction = argmax c  (ties go to the lowest index).
 
+    A membrane readout with ``decay_voltage`` > 0 or ``decay_current`` < 1 is a leaky
+    integrator (LI, the usual readout of trained SNNs; NIR's ``LI``), in the order of snc's LIF:
+        u[t] = (1 - decay_current) u[t-1] + I[t],   v[t] = (1 - decay_voltage) v[t-1] + u[t] + b,
+    and its output is the membrane v[T] itself (``output_scale``); fixed point as LIF (du, dv).
+
     bias: constant current b per output (same shape), or None.
     """
 
@@ -109,12 +114,24 @@ class Readout(Node):
     shape: Shape = ()
     mode: str = "membrane"
     bias: np.ndarray | None = None
+    decay_current: float = 1.0
+    decay_voltage: float = 0.0
     fixed: NeuronFixed | None = field(default=None)
 
     def __post_init__(self) -> None:
         self.shape = as_shape(self.shape)
         if self.bias is not None:
             self.bias = np.asarray(self.bias, dtype=np.float32)
+
+    @property
+    def leaky(self) -> bool:
+        """A leaky integrator (LI) rather than a perfect one."""
+        return self.mode == "membrane" and (float(self.decay_current) != 1.0 or float(self.decay_voltage) != 0.0)
+
+    def output_scale(self, timesteps: int) -> float:
+        """What the final membrane is multiplied by to give the output: 1/T for the perfect
+        integrator (v[T]/T estimates the ANN logits), 1 for a leaky one and for spike counts."""
+        return 1.0 / timesteps if self.mode == "membrane" and not self.leaky else 1.0
 
     def infer_shape(self, name: str, inputs: list[Shape]) -> Shape:
         for s in inputs:
@@ -128,3 +145,7 @@ class Readout(Node):
             raise InvalidGraph(f"unknown readout mode {self.mode!r} (use one of {READOUT_MODES})", node=name)
         if self.bias is not None and self.bias.shape != self.shape:
             raise InvalidGraph(f"bias shape {self.bias.shape} differs from readout shape {self.shape}", node=name)
+        if not (0.0 <= float(self.decay_current) <= 1.0 and 0.0 <= float(self.decay_voltage) <= 1.0):
+            raise InvalidGraph("readout decays must lie in [0, 1]", node=name)
+        if self.mode == "spike_count" and (float(self.decay_current) != 1.0 or float(self.decay_voltage) != 0.0):
+            raise InvalidGraph("a spike-count readout has no decay", node=name)

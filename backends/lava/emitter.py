@@ -134,8 +134,8 @@ def build_export(graph: Graph, timesteps: int | None = None) -> tuple[dict[str, 
             params[f"pop{i}_float_dv"] = np.float64(node.decay_voltage if lif else 0.0)
         else:
             params[f"pop{i}_float_vth"] = np.float64(1e30)  # an integrator never fires
-            params[f"pop{i}_float_du"] = np.float64(1.0)
-            params[f"pop{i}_float_dv"] = np.float64(0.0)
+            params[f"pop{i}_float_du"] = np.float64(node.decay_current)  # 1, 0 unless leaky (LI)
+            params[f"pop{i}_float_dv"] = np.float64(node.decay_voltage)
         bias = np.zeros(p.size) if node.bias is None else node.bias.reshape(-1).astype(np.float64)
         params[f"pop{i}_float_bias"] = np.where(alive, bias, 0.0)  # removed neurons get nothing
         if fixed:
@@ -156,7 +156,7 @@ def build_export(graph: Graph, timesteps: int | None = None) -> tuple[dict[str, 
                 params[f"pop{i}_recurrent_exp"] = np.int64(k)
         if node.role == READOUT:
             src_spikes = node.mode == "spike_count"
-            spec["readout"] = {"population": i, "mode": node.mode,
+            spec["readout"] = {"population": i, "mode": node.mode, "leaky": bool(node.leaky),
                                "source": index[p.projections[0].source] if src_spikes else None,
                                "scale": float(node.fixed.scale) if fixed and not src_spikes else None}
     fixed_proj = {}

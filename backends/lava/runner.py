@@ -164,9 +164,9 @@ def _as_result(graph: Graph, run: LavaRun, timesteps: int, cfg: str, labels, n: 
                 src = pop.projections[0].source
                 outputs[pop.name] = run.spikes[src].sum(axis=1).astype(np.float64)
             elif cfg == "fixed":
-                outputs[pop.name] = run.readout_v * (float(node.fixed.scale) / 64.0) / timesteps
+                outputs[pop.name] = run.readout_v * (float(node.fixed.scale) / 64.0) * node.output_scale(timesteps)
             else:
-                outputs[pop.name] = run.readout_v / timesteps
+                outputs[pop.name] = run.readout_v * node.output_scale(timesteps)
     readout = plan.readouts[0].name
     return SimResult(
         predictions=outputs[readout].argmax(axis=1), outputs=outputs, populations=stats, timesteps=timesteps,

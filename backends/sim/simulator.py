@@ -73,6 +73,8 @@ class _Batch:
                 self.readout_v[pop.name] = np.zeros((self.size, pop.size), dtype=np.int64 if fixed else np.float64)
                 if fixed:
                     self.neurons[pop.name] = FixedNeurons(_readout_as_integrator(node), pop.shape, self.size)
+                elif node.leaky:  # LI: a LIF that never fires, its bias in the constant input
+                    self.neurons[pop.name] = FloatNeurons(_readout_as_lif(node), pop.shape, self.size)
             else:
                 if is_builtin(node):
                     self.neurons[pop.name] = (FixedNeurons if fixed else FloatNeurons)(node, pop.shape, self.size)
@@ -137,18 +139,29 @@ class _Batch:
                 leaves = {proj.source: torch.from_numpy(self.x)}
                 out = evaluate_ops(sim.float_plan, proj.host_pool or pop.name, leaves, proj.nodes, torch.float32)
             static += host_stage(sim.float_plan, proj, out.reshape(self.size, -1)).numpy().reshape(self.size, -1)
-        if node.role == READOUT and node.bias is not None:
-            static += node.bias.reshape(1, -1)  # a readout integrates input and bias alike
+        if node.role == READOUT and node.bias is not None and not node.leaky:
+            static += node.bias.reshape(1, -1)  # an integrator sums input and bias alike (LI: its own bias)
         return static.astype(np.float32)
 
 
 def _readout_as_integrator(node):
     """A Readout in fixed point is a LIF that never fires (threshold above the voltage range)."""
-    from snc.ir import NeuronFixed, IF
+    from snc.ir import IF, LIF, NeuronFixed
 
     fx = node.fixed
-    never = NeuronFixed(vth=2**17, bias_mant=fx.bias_mant, bias_exp=fx.bias_exp, du=4095, dv=0, scale=fx.scale)
+    never = NeuronFixed(vth=2**17, bias_mant=fx.bias_mant, bias_exp=fx.bias_exp, du=int(fx.du), dv=int(fx.dv), scale=fx.scale)
+    if node.leaky:
+        return LIF(shape=node.shape, threshold=1.0, reset="zero", fixed=never)
     return IF(shape=node.shape, threshold=1.0, reset="zero", fixed=never)
+
+
+def _readout_as_lif(node):
+    """A leaky (LI) readout in float: a LIF with the readout's decays and bias whose threshold
+    is never crossed (float32's largest value)."""
+    from snc.ir import LIF
+
+    return LIF(shape=node.shape, threshold=float(np.finfo(np.float32).max), reset="zero", bias=node.bias,
+               decay_current=float(node.decay_current), decay_voltage=float(node.decay_voltage))
 
 
 class Simulation:
@@ -332,12 +345,15 @@ def simulate(
             _run_chunk(sim, batch, stats, data, t0, tc, raster_set)
         for pop in plan.readouts:
             v = batch.readout_v[pop.name]
+            scale = pop.node.output_scale(timesteps)
             if pop.node.mode == "spike_count":
                 outputs[pop.name][first:first + b] = v
             elif sim.fixed:
-                outputs[pop.name][first:first + b] = batch.neurons[pop.name].v * (pop.node.fixed.scale / 64.0) / timesteps
+                outputs[pop.name][first:first + b] = batch.neurons[pop.name].v * (pop.node.fixed.scale / 64.0) * scale
+            elif pop.node.leaky:
+                outputs[pop.name][first:first + b] = batch.neurons[pop.name].v
             else:
-                outputs[pop.name][first:first + b] = v / timesteps
+                outputs[pop.name][first:first + b] = v * scale
         if sim.fixed:
             for name, neu in batch.neurons.items():
                 u_wraps[name] = u_wraps.get(name, 0) + neu.u_wraps
@@ -458,6 +474,14 @@ def _run_chunk(sim: Simulation, batch: _Batch, stats, data, t0: int, tc: int, ra
             continue
         current = _synaptic_current(sim, batch, pop, visible, float_of, int8_of, event_count, rows, st)
         current = current.reshape(tc, b, pop.size)
+        if node.role == READOUT and node.leaky and not sim.fixed:
+            dummy = np.zeros((tc, b, pop.size), dtype=bool)
+            mask = np.empty((tc, b, pop.size), dtype=bool) if want_masks else None
+            drive = (current + batch.const[pop.name]).astype(np.float32)
+            st.active_updates[batch.first:batch.first + b, t0:t0 + tc] = batch.neurons[pop.name].run(drive, dummy, mask).T
+            if mask is not None:
+                masks[pop.name] = mask
+            continue
         if node.role == READOUT:
             # The integrator's neurons update like any other: active where the input is non-zero.
             drive = (current << 6) + batch.const[pop.name] if sim.fixed else current + batch.const[pop.name]

@@ -248,7 +248,8 @@ def quantize(graph: Graph, ctx: PassContext) -> Graph:
                 new = model.quantize(new, p, step=q_neuron.reshape(shape), vth=vth_stored)
             g.replace(p, new)
         else:
-            fx = NeuronFixed(vth=VTH_MAX + 1, bias_mant=mant.reshape(shape), bias_exp=bias_exp, du=4095, dv=0, scale=float(q[0]))
+            du, dv = _decays(node, p)
+            fx = NeuronFixed(vth=VTH_MAX + 1, bias_mant=mant.reshape(shape), bias_exp=bias_exp, du=du, dv=dv, scale=float(q[0]))
             g.replace(p, node.replace(bias=b_deq if np.any(b_deq) else None, fixed=fx))
         layers[p] = {
             "scale": float(q.max()) if per_channel else float(q[0]),
@@ -284,9 +285,11 @@ def _weight_matrix(node, out_shape, per_channel: bool) -> tuple[np.ndarray, np.n
 
 
 def _decays(node, name) -> tuple[int, int]:
-    if node.kind != "LIF":
+    """Loihi's du, dv of a built-in population with decays (LIF, a leaky readout); IF: 4095, 0
+    (a declared model sets its own integer decays in its ``quantize``)."""
+    if not hasattr(node, "decay_voltage") or (node.role == "neuron" and not is_builtin(node)):
         return 4095, 0
-    if node.reset == "subtract" and (node.decay_voltage != 0.0 or node.decay_current != 1.0):
+    if getattr(node, "reset", None) == "subtract" and (node.decay_voltage != 0.0 or node.decay_current != 1.0):
         raise UnsupportedOperator("a leaky neuron with reset by subtraction has no Loihi form", node=name)
     du = int(np.clip(4095 - round(4096 * (1.0 - node.decay_current)), 0, 4095))
     dv = int(np.clip(round(4096 * node.decay_voltage), 0, 4095))
