@@ -1,7 +1,9 @@
 """CuBa-LIF with the options trained SNNs use: reset to a value, refractoriness, an adaptive
 threshold, and snnTorch's reset timing. A declared model (ir/models.py): the simulator runs the
-steps below in float and fixed point; snc's Lava emitter does not write it (Lava 0.10's LIF has
-no reset value or adaptive threshold; its ATRLIF and LIFRefractory processes are not emitted).
+steps below in float and fixed point; snc's Lava emitter writes it as Lava's LIF when it is one
+(reset to zero at once, no refractory period, no adaptation) and refuses it otherwise: Lava 0.10's
+LIF has no reset value or adaptive threshold, and its ATRLIF resets through a refractory state
+of its own (a different model).
 
 Float, one step with synaptic input I[t] (all float32, in this order)::
 
@@ -18,7 +20,8 @@ snc's IF/LIF (and Loihi) reset immediately.
 
 Fixed point (v in units of 1/64 of one synaptic input step, as NeuronFixed): u and v decay as
 trunc0(x (4096 - d) / 4096) with d = round(4096 du) (and dv, adapt_decay), a enters as a << 6,
-the threshold is vth << 6 plus the integer offset, adapt and v_reset are rounded to v units.
+the threshold is vth << 6 plus the integer offset, adapt and v_reset are rounded to v units; u
+wraps at 24 bits and v saturates at +-(2**23 - 1), as Loihi's registers (and Lava's LIF) do.
 """
 from __future__ import annotations
 
@@ -28,6 +31,7 @@ import numpy as np
 
 from snc.errors import InvalidGraph
 
+from .fixed_point import saturate_v, wrap_u
 from .neurons import LIF
 
 RESET_TIMINGS = ("immediate", "next_step")
@@ -149,13 +153,32 @@ def fixed_step(node, state: dict, a_in: np.ndarray, bias: np.ndarray) -> np.ndar
     u, v, a, ref = state["u"], state["v"], state["a"], state["ref"]
     vth6 = _flat(node, node.fixed.vth, np.int64) << 6
     v_reset = _flat(node, node.v_reset_fixed if node.v_reset_fixed is not None else 0, np.int64)
-    u[...] = _decay(u, node.du_fixed) + (a_in << 6)
+    u[...] = wrap_u(_decay(u, node.du_fixed) + (a_in << 6))  # Loihi's 24-bit registers, as Lava's LIF
     free = ref == 0
-    np.copyto(v, _decay(v, node.dv_fixed) + u + bias, where=free)
+    np.copyto(v, saturate_v(_decay(v, node.dv_fixed) + u + bias), where=free)
     s = _fire(node, state, v, vth6, v_reset, a, free)
     adapt = _flat(node, node.adapt_fixed if node.adapt_fixed is not None else 0, np.int64)
     a[...] = _decay(a, node.adapt_decay_fixed) + adapt * s
     return s
+
+
+def lava_params(node, name: str, fixed: bool) -> dict:
+    """Lava's LIF is this model with reset to zero at once, no refractory period and a fixed
+    threshold (its u decay is (4095 - du)/4096, ours (4096 - du_fixed)/4096). Anything else has
+    no Lava process snc emits (Lava's ATRLIF resets through its own refractory state)."""
+    from snc.errors import UnsupportedOperator
+
+    lacking = [what for what, present in (
+        (f"reset {node.reset!r} (Lava's LIF resets to zero)", node.reset != "zero"),
+        ("next-step reset timing", node.reset_timing != "immediate"),
+        ("a refractory period", int(node.refractory) != 0),
+        ("an adaptive threshold", float(node.adapt) != 0.0)) if present]
+    if lacking:
+        raise UnsupportedOperator(f"Lava's LIF has no {', no '.join(lacking)}: this CubaLIF population has no Lava form", node=name)
+    params = {"process": "LIF", "float_du": float(node.decay_current), "float_dv": float(node.decay_voltage)}
+    if fixed:
+        params.update(du=int(node.du_fixed) - 1, dv=int(node.dv_fixed))
+    return params
 
 
 def model():
@@ -166,6 +189,7 @@ def model():
         reset="v - theta, 0 or v_reset on a spike (immediately, or at the next step as snnTorch); u not reset; "
               "a (threshold offset) grows by adapt per spike",
         float_state=float_state, float_step=float_step, quantize=quantize, fixed_state=fixed_state, fixed_step=fixed_step,
-        lava=None, nir="CubaLIF", update_cost=1.0,
+        lava="LIF (reset to zero, immediate, no refractory period or adaptation)", lava_params=lava_params,
+        nir="CubaLIF", update_cost=1.0,
         description="current-based LIF with reset value, refractoriness, adaptive threshold, snnTorch reset timing",
     )

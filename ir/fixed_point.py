@@ -14,6 +14,21 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+V_MAX = 2**23 - 1  # voltage saturation (23 bits + sign)
+U_WRAP = 2**24  # the current register wraps modulo 2**24 ...
+U_MAX = 2**23  # ... to (-2**23, 2**23]
+
+
+def wrap_u(x: np.ndarray) -> np.ndarray:
+    """Loihi's (Lava's) 24-bit current wrap: x > 2**23 -> x - 2**24; x <= -2**23 -> x + 2**24."""
+    x = np.where(x > U_MAX, x - U_WRAP, x)
+    return np.where(x <= -U_MAX, x + U_WRAP, x)
+
+
+def saturate_v(x: np.ndarray) -> np.ndarray:
+    """Loihi's voltage register: clipped to +-(2**23 - 1)."""
+    return np.clip(x, -V_MAX, V_MAX)
+
 
 @dataclass(eq=False)
 class SynapseFixed:

@@ -13,7 +13,10 @@ A ``NeuronModel`` says what a population kind is to each consumer of the IR:
   ``fixed_state(node, batch)`` and ``fixed_step(node, state, a, bias)`` with ``a`` the (B, n)
   int64 shifted synaptic input and ``bias`` the (B, n) int64 bias in v units (its own bias plus
   direct input);
-* the Lava process that implements it (``lava``; None: Lava has none) and its NIR node name;
+* the Lava process that implements it (``lava``; None: Lava has none) and, for snc's Lava
+  emitter, ``lava_params(node, name, fixed)`` -> ``{"process": "LIF", "du": ..., "dv": ...}``
+  (Lava's integer decays), raising ``UnsupportedOperator`` for settings the process lacks;
+  its NIR node name;
 * for energy estimates, the relative cost of one neuron update (``update_cost``, IF = 1).
 
 The built-in IF and LIF are registered with ``builtin=True``: the simulator, quantize, the Lava
@@ -39,7 +42,7 @@ CAPABILITIES = {
     "float": ("float_state", "float_step"),
     "fixed": ("fixed_state", "fixed_step"),
     "quantize": ("quantize",),
-    "lava": ("lava",),
+    "lava": ("lava", "lava_params"),
     "rate": ("rate",),
     "nir": ("nir",),
 }
@@ -58,6 +61,7 @@ class NeuronModel:
     fixed_step: Callable[[Node, dict, Any, Any], Any] | None = None
     rate: Callable | None = None  # the ANN activation the rate of a population approximates (rate-limit evaluator)
     lava: str | None = None
+    lava_params: Callable[..., dict] | None = None  # (node, name, fixed) -> {"process", ...}; refuses what it lacks
     nir: str | None = None
     update_cost: float = 1.0
     builtin: bool = False

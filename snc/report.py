@@ -84,6 +84,7 @@ def format_neuron_models() -> str:
     for kind, m in models().items():
         runs = [c for c in ("float", "fixed", "quantize", "rate") if m.supports(c)]
         origin = "built-in" if m.builtin else "in-tree" if m.node_class.__module__.startswith("snc.") else "plug-in"
-        lava = "emitted to Lava" if m.builtin else f"Lava: {m.lava or 'none'} (not emitted)"
+        lava = ("emitted to Lava" if m.builtin else f"emitted to Lava as {m.lava}" if m.supports("lava")
+                else f"Lava: {m.lava or 'none'} (not emitted)")
         lines.append(f"{kind.ljust(12)} {origin.ljust(9)} state {','.join(m.state).ljust(8)} runs: {', '.join(runs)}; {lava}")
     return "\n".join(lines)

@@ -34,6 +34,7 @@ RECURRENT_MANT = 255
 
 
 MAX_DELAY = 62  # Loihi 2: 6-bit synaptic delays (0-63); netx clips to 62
+LAVA_PROCESSES = ("LIF",)  # what the network.py template builds for a population
 
 def _csr_arrays(prefix: str, m: sp.spmatrix, dtype) -> dict[str, np.ndarray]:
     m = sp.csr_matrix(m)
@@ -68,12 +69,17 @@ def recurrent_weight(vth: int, name: str) -> tuple[int, int]:
     return vth, k
 
 
-def _check_population(name: str, node) -> None:
+def _check_population(name: str, node, fixed: bool) -> dict | None:
+    """Refuse what Lava's processes cannot run, naming the node. For a declared model, the Lava
+    process and parameters it maps to (its ``lava_params``, which refuses settings the process
+    lacks); None for the built-in IF / LIF and readouts."""
     model = require_model(node, name, "the Lava backend", "lava")
+    lava = None
     if model is not None and not is_builtin(node):
-        # Lava may have a process for it (the model says which), but snc's emitter writes IF and LIF only.
-        raise UnsupportedOperator(f"the Lava backend emits IF and LIF populations only, not {node.kind} "
-                                  f"(Lava process: {model.lava})", node=name)
+        lava = dict(model.lava_params(node, name, fixed))
+        if lava.get("process") not in LAVA_PROCESSES:
+            raise UnsupportedOperator(f"the Lava backend emits {', '.join(LAVA_PROCESSES)} processes, not "
+                                      f"{lava.get('process')!r} ({node.kind})", node=name)
     if int(getattr(node, "refractory", 0)):
         raise UnsupportedOperator("Lava's LIF has no refractory period", node=name)
     if node.kind == "LIF" and node.reset == "subtract" and (node.decay_current != 1.0 or node.decay_voltage != 0.0):
@@ -83,6 +89,7 @@ def _check_population(name: str, node) -> None:
     fx = getattr(node, "fixed", None)
     if fx is not None and np.size(fx.vth) > 1 and not np.all(np.asarray(fx.vth) == np.asarray(fx.vth).reshape(-1)[0]):
         raise UnsupportedOperator("per-neuron thresholds (per-channel scaling): a Lava LIF has one threshold", node=name)
+    return lava
 
 
 def build_export(graph: Graph, timesteps: int | None = None) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
@@ -118,20 +125,20 @@ def build_export(graph: Graph, timesteps: int | None = None) -> tuple[dict[str, 
     }
     for p in pops:
         node, i = p.node, index[p.name]
-        _check_population(p.name, node)
+        declared = _check_population(p.name, node, fixed)
         keep = getattr(node, "keep", None)
         alive = np.ones(p.size, bool) if keep is None else keep.reshape(-1)
         spec["populations"].append({
             "index": i, "name": p.name, "size": p.size, "shape": list(p.shape),
             "role": "readout" if node.role == READOUT else "neuron",
             "reset": getattr(node, "reset", "zero") if node.role == NEURON else "zero",
+            "process": "LIF" if declared is None else declared["process"],
         })
         # Float parameters (Lava floating_pt: fractions, no scaling).
         if node.role == NEURON:
             params[f"pop{i}_float_vth"] = np.float64(np.asarray(node.threshold).reshape(-1)[0])
-            lif = node.kind == "LIF"
-            params[f"pop{i}_float_du"] = np.float64(node.decay_current if lif else 1.0)
-            params[f"pop{i}_float_dv"] = np.float64(node.decay_voltage if lif else 0.0)
+            params[f"pop{i}_float_du"] = np.float64(getattr(node, "decay_current", 1.0))  # IF: 1, 0
+            params[f"pop{i}_float_dv"] = np.float64(getattr(node, "decay_voltage", 0.0))
         else:
             params[f"pop{i}_float_vth"] = np.float64(1e30)  # an integrator never fires
             params[f"pop{i}_float_du"] = np.float64(node.decay_current)  # 1, 0 unless leaky (LI)
@@ -144,6 +151,8 @@ def build_export(graph: Graph, timesteps: int | None = None) -> tuple[dict[str, 
             params[f"pop{i}_vth"] = np.int64(vth)
             params[f"pop{i}_du"] = np.int64(fx.du)
             params[f"pop{i}_dv"] = np.int64(fx.dv)
+            if declared is not None:  # the model's own integer decays, in Lava's units
+                params[f"pop{i}_du"], params[f"pop{i}_dv"] = np.int64(declared["du"]), np.int64(declared["dv"])
             mant = np.broadcast_to(np.asarray(fx.bias_mant, dtype=np.int64), p.shape).reshape(-1) if np.size(fx.bias_mant) else np.zeros(p.size, np.int64)
             params[f"pop{i}_bias_mant"] = np.where(alive, mant, 0)
             params[f"pop{i}_bias_exp"] = np.int64(fx.bias_exp)

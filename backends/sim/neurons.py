@@ -18,15 +18,12 @@ from __future__ import annotations
 import numpy as np
 
 from snc.ir import Node
+from snc.ir.fixed_point import U_MAX, U_WRAP, V_MAX, wrap_u  # noqa: F401  (the registers' limits)
 
 from . import fused
 from .counting import row_counts
 
 FUSED = {"on": True}  # tests switch the compiled step off to compare it with the numpy form
-
-V_MAX = 2**23 - 1  # voltage saturation (23 bits + sign)
-U_WRAP = 2**24
-U_MAX = 2**23
 
 
 def _flat(value, n: int, dtype) -> np.ndarray | float:
@@ -162,12 +159,6 @@ def trunc_decay(x: np.ndarray, keep: int) -> np.ndarray:
 
 def wrap_int32(x: np.ndarray) -> np.ndarray:
     return ((x.astype(np.int64) + 2**31) % 2**32) - 2**31
-
-
-def wrap_u(x: np.ndarray) -> np.ndarray:
-    """Lava's 24-bit current wrap: x > 2**23 -> x - 2**24; x <= -2**23 -> x + 2**24."""
-    x = np.where(x > U_MAX, x - U_WRAP, x)
-    return np.where(x <= -U_MAX, x + U_WRAP, x)
 
 
 class FixedNeurons:
