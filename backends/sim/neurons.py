@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from snc.ir import Node
-from snc.ir.fixed_point import U_MAX, U_WRAP, V_MAX, wrap_u  # noqa: F401  (the registers' limits)
+from snc.ir.fixed_point import V_MAX, wrap_u
 
 from . import fused
 from .counting import row_counts

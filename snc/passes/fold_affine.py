@@ -18,39 +18,22 @@ from __future__ import annotations
 
 import numpy as np
 
-from snc.ir import Graph, ScaleShift
+from snc.ir import Conv2d, Dense, Graph, ScaleShift, affine
 
 from . import PassContext
 
 NAME = "fold-affine"
 
 
-def _per_channel(a: np.ndarray, shape: tuple[int, ...]) -> np.ndarray | None:
-    """Constants as one value per channel (axis 0) if they do not vary along other axes."""
-    full = np.broadcast_to(a, shape)
-    if full.size == 0:
-        return None
-    c = shape[0]
-    flat = full.reshape(c, -1)
-    if np.all(flat == flat[:, :1]):
-        return flat[:, 0].astype(np.float64)
-    return None
-
-
 def _fold_into_previous(g: Graph, name: str, node: ScaleShift, shapes) -> bool:
     (src,) = g.inputs_of(name)
     prev = g.nodes[src]
-    if prev.kind not in ("Dense", "Conv2d") or g.users_of(src) != [name] or src in g.outputs:
+    if not isinstance(prev, (Dense, Conv2d)) or g.users_of(src) != [name] or src in g.outputs:
         return False
-    shape = shapes[name]
-    s = _per_channel(node.scale, shape)
-    t = _per_channel(node.shift, shape)
-    if s is None or t is None:
+    folded = affine.into_linear(prev, node.scale, node.shift, shapes[name])
+    if folded is None:
         return False
-    view = (-1,) + (1,) * (prev.weight.ndim - 1)
-    weight = prev.weight * s.reshape(view)
-    bias = (prev.bias if prev.bias is not None else 0.0) * s + t
-    g.replace(src, prev.replace(weight=weight.astype(np.float32), bias=np.asarray(bias, np.float32)))
+    g.replace(src, folded)
     g.bypass(name)
     return True
 
@@ -85,8 +68,8 @@ def _fold_into_users(g: Graph, name: str, scale, shift, shapes, ctx=None) -> boo
                 t = np.broadcast_to(shift, shape).reshape(-1).astype(np.float64)
                 new["bias"] = np.asarray((nxt.bias if nxt.bias is not None else 0.0) + w @ t, np.float32)
         else:
-            s = _per_channel(scale, shape)
-            t = None if shift is None else _per_channel(shift, shape)
+            s = affine.per_channel(scale, shape)
+            t = None if shift is None else affine.per_channel(shift, shape)
             if s is None or (shift is not None and t is None):
                 return False
             cin = _conv_input_channels(nxt)
@@ -155,7 +138,7 @@ def fold_affine(graph: Graph, ctx: PassContext) -> Graph:
                 break
             if len(users) == 1 and g.nodes[users[0]].kind == "ScaleShift" and name not in g.outputs:
                 nxt = g.nodes[users[0]]
-                merged = ScaleShift(scale=node.scale * nxt.scale, shift=node.shift * nxt.scale + nxt.shift, meta=dict(nxt.meta))
+                merged = affine.compose(node, nxt.scale, nxt.shift, meta=nxt.meta)
                 g.replace(users[0], merged)
                 g.bypass(name)
                 ctx.note(NAME, f"merged scale/shift {name!r} into {users[0]!r}", node=users[0])

@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
-import numpy as np
 import onnx
 
 from snc.errors import InvalidModel, UnsupportedOperator
@@ -210,14 +209,4 @@ def _unpadded(act: _Act) -> tuple[int, ...]:
     c, h, w = act.shape
     return (c, h - t - b, w - l - r)
 
-
-def _bias_from_constant(shift: np.ndarray, shape: tuple[int, ...], conv: bool) -> np.ndarray | None:
-    """The per-output-channel bias equal to adding ``shift`` (broadcast to ``shape``), or None."""
-    full = np.broadcast_to(np.asarray(shift, dtype=np.float32), shape)
-    if not conv:
-        return np.array(full, dtype=np.float32)
-    per_channel = full[:, :1, :1]
-    if not np.array_equal(full, np.broadcast_to(per_channel, shape)):
-        return None
-    return np.array(per_channel[:, 0, 0], dtype=np.float32)
 

@@ -12,11 +12,11 @@ import onnx
 from onnx import numpy_helper
 
 from snc.errors import InvalidModel, ShapeError, SncError, UnsupportedOperator
-from snc.ir import Add, Conv2d, Dense, Flatten, Graph, Input, Reshape, ScaleShift
+from snc.ir import Add, Conv2d, Dense, Flatten, Graph, Input, Reshape, ScaleShift, affine
 from snc.ir.node import Node
 
 
-from .common import MIN_OPSET, _Act, _FLOAT_TYPES, _Op, _attribute_value, _bias_from_constant, _default_opset, _display, _dtype_name, _first_line, _load_model
+from .common import MIN_OPSET, _Act, _FLOAT_TYPES, _Op, _attribute_value, _default_opset, _display, _dtype_name, _first_line, _load_model
 from .constants import _evaluate_constant
 from .ops_elementwise import ElementwiseOps
 from .ops_linear import LinearOps
@@ -422,15 +422,13 @@ class _Converter(LinearOps, PoolOps, ShapeOps, ElementwiseOps):
         if self._owns(act, op.proto.input[index]):
             producer = self.graph[act.node]
             if isinstance(producer, ScaleShift):
-                merged = producer.replace(scale=producer.scale * scale, shift=producer.shift * scale + shift)
-                self.graph.replace(act.node, merged)
+                self.graph.replace(act.node, affine.compose(producer, scale, shift))
                 self._set(op, _Act(act.node, act.shape, origin=op.out(0)))
                 return
-            if np.all(scale == 1) and isinstance(producer, (Dense, Conv2d)):
-                bias = _bias_from_constant(shift, act.shape, isinstance(producer, Conv2d))
-                if bias is not None:
-                    old = producer.bias if producer.bias is not None else np.zeros_like(bias)
-                    self.graph.replace(act.node, producer.replace(bias=old + bias))
+            if isinstance(producer, (Dense, Conv2d)):
+                folded = affine.into_linear(producer, scale, np.asarray(shift, np.float32), act.shape, scale_weights=False)
+                if folded is not None:
+                    self.graph.replace(act.node, folded)
                     self.notes.append(f"folded {op.type} {op.display!r} into the bias of {act.node!r}")
                     self._set(op, _Act(act.node, act.shape, origin=op.out(0)))
                     return

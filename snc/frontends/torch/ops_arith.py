@@ -7,7 +7,7 @@ import numpy as np
 import torch
 import torch.fx
 
-from snc.ir import Add, Conv2d, Dense, ScaleShift
+from snc.ir import Add, Conv2d, Dense, ScaleShift, affine
 
 
 from .common import _Opaque, _Tensor, _handles, _norm_dim
@@ -44,17 +44,12 @@ def _affine(c: _Converter, arg: Any, x: _Tensor, scale: np.ndarray | float, shif
     if entry is not None:
         node = entry.node
         if isinstance(node, ScaleShift):
-            entry.node = ScaleShift(
-                scale=node.scale.astype(np.float64) * scale, shift=node.shift.astype(np.float64) * scale + shift,
-                meta=dict(node.meta),
-            )
+            entry.node = affine.compose(node, scale, shift)
             return _Tensor(x.name, x.shape, c.fx.name)
-        if isinstance(node, (Dense, Conv2d)) and np.all(scale == 1.0):
-            full = np.broadcast_to(shift, x.shape)
-            per_out = full.reshape(full.shape[0], -1)
-            if np.all(per_out == per_out[:, :1]):
-                bias = per_out[:, 0] if node.bias is None else node.bias.astype(np.float64) + per_out[:, 0]
-                entry.node = node.replace(bias=bias)
+        if isinstance(node, (Dense, Conv2d)):
+            folded = affine.into_linear(node, scale, shift, x.shape, scale_weights=False)
+            if folded is not None:
+                entry.node = folded
                 return _Tensor(x.name, x.shape, c.fx.name)
     if np.any(~np.isfinite(scale)) or np.any(~np.isfinite(shift)):
         c._unsupported("the constant operand makes the result non-finite (division by zero?)")
