@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from snc.ir import Graph
+from snc.ir.annotations import is_maxpool_construct
 
 NEUROBENCH_COMMIT = "e521c28"
 
@@ -42,7 +43,7 @@ def is_spiking_input(x: np.ndarray) -> bool:
 def connection_sparsity(graph: Graph) -> float:
     zeros = total = 0
     for node in graph.nodes.values():
-        if node.kind in ("Dense", "Conv2d") and not node.meta.get("maxpool_construct"):
+        if node.kind in ("Dense", "Conv2d") and not is_maxpool_construct(node):
             zeros += int(node.weight.size - np.count_nonzero(node.weight))
             total += int(node.weight.size)
     return round(zeros / total, 4) if total else 0.0

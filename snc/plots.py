@@ -70,15 +70,16 @@ def layer_sparsity(doc: dict[str, Any], path: Path) -> Path:
 def core_utilisation(graph, profile, path: Path) -> Path:
     """Mesh of every chip used: each core coloured by its neuron utilisation."""
     from snc.hw.mesh import Mesh
+    from snc.ir.annotations import all_blocks
 
     plt = _plt()
     mesh = Mesh.from_profile(profile)
     used: dict[int, float] = {}
     owner: dict[int, str] = {}
-    for name, node in graph.nodes.items():
-        for start, stop, core in node.meta.get("mapping", {}).get("blocks", []):
-            used[int(core)] = (stop - start) / profile["neurons_per_core"]
-            owner[int(core)] = name
+    for name, placed in all_blocks(graph).items():
+        for b in placed:
+            used[b.core] = (b.stop - b.start) / profile["neurons_per_core"]
+            owner[b.core] = name
     chips = max(used) // mesh.cores_per_chip + 1 if used else 1
     per_side = int(np.ceil(np.sqrt(mesh.cores_per_tile)))
     grid = np.full((mesh.tiles_y * per_side, chips * mesh.tiles_x * per_side), np.nan)

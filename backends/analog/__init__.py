@@ -19,6 +19,7 @@ import torch
 
 from snc.errors import InvalidData, UnsupportedOperator
 from snc.ir import Graph
+from snc.ir.annotations import relu_ceiling
 from snc.ir.neurons import is_builtin, require_model
 
 from .. import dense_ops
@@ -31,7 +32,7 @@ def _population_rate(node, xs: list[torch.Tensor], mode: str) -> torch.Tensor:
     if node.kind == "Readout":
         return current
     if mode == "relu":
-        ceiling = node.meta.get("ceiling")
+        ceiling = relu_ceiling(node)
         act = torch.clamp(current, 0.0, float(ceiling)) if ceiling is not None else torch.clamp_min(current, 0.0)
         return act if node.keep is None else act * torch.from_numpy(node.keep.astype(np.float32))
     if node.kind == "LIF" and (node.decay_current != 1.0 or node.decay_voltage != 0.0):

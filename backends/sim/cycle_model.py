@@ -1,7 +1,7 @@
 """The cycle-approximate cost model: simulated activity x a hardware profile -> time and energy.
 
-Inputs are a spiking graph mapped onto cores (``node.meta["mapping"]["blocks"]`` =
-[[start, stop, core], ...] per population, written by the ``map`` pass), a neuromorphic
+Inputs are a spiking graph mapped onto cores (its blocks, ``snc.ir.annotations.all_blocks``,
+from the mapping the ``map`` pass writes), a neuromorphic
 hardware profile (snc/hw) and the per-step counts that ``ProjectedCounts`` gathers while the
 event simulator runs. Per time step t and core c (averaged over the samples):
 
@@ -36,6 +36,7 @@ from snc.errors import MappingError
 from snc.hw import HardwareProfile
 from snc.hw.mesh import Mesh
 from snc.ir import INPUT, NEURON, Graph
+from snc.ir.annotations import all_blocks
 from snc.ir.models import model_of
 
 from ..plan import Plan
@@ -75,15 +76,14 @@ def _update_cost(node) -> float:
 
 def blocks_of(graph: Graph) -> list[Block]:
     blocks = []
+    placed = all_blocks(graph)
     for name in graph.topological_order():
         node = graph.nodes[name]
-        mapping = node.meta.get("mapping")
-        if mapping:
-            keep = getattr(node, "keep", None)
-            flat = None if keep is None else keep.reshape(-1)
-            for start, stop, core in mapping["blocks"]:
-                n = int(stop - start) if flat is None else int(np.count_nonzero(flat[start:stop]))
-                blocks.append(Block(name, int(start), int(stop), int(core), n, _update_cost(node)))
+        keep = getattr(node, "keep", None)
+        flat = None if keep is None else keep.reshape(-1)
+        for b in placed.get(name, ()):
+            n = int(b.stop - b.start) if flat is None else int(np.count_nonzero(flat[b.start:b.stop]))
+            blocks.append(Block(name, b.start, b.stop, b.core, n, _update_cost(node)))
     return blocks
 
 

@@ -18,6 +18,7 @@ import numpy as np
 
 from snc.errors import CalibrationError, UnsupportedOperator
 from snc.ir import Graph, Scale
+from snc.ir.annotations import maxpool_part, relu_ceiling
 from snc.ir.neurons import is_builtin
 
 from . import PassContext
@@ -34,10 +35,12 @@ def scale_outputs(g: Graph, src: str, factor: float, start: str | None = None) -
     Max pooling (maxpool.py) is a sum of +-1 selections of spike trains that all carry the
     pooled population's amplitude: the selections stay +-1 and the factor, pushed from the
     pooled population only, goes through the sum into the weights after it."""
-    from_unit = bool(g.nodes[src].meta.get("maxpool_unit_of")) if src in g.nodes else False
+    part = maxpool_part(g.nodes[src]) if src in g.nodes else None
+    from_unit = part is not None and part.unit
     for user in g.users_of(src):
         node = g.nodes[user]
-        if node.meta.get("maxpool_select"):
+        user_part = maxpool_part(node)
+        if user_part is not None and user_part.select:
             if not from_unit:
                 (add,) = g.users_of(user)  # the Add that carries the maximum
                 scale_outputs(g, add, factor)
@@ -112,7 +115,8 @@ def _scale_concat_segment(g: Graph, concat: str, k: int, factor: float) -> bool:
 
 def _pooled_population(g: Graph, node) -> str | None:
     """The population a max-pool unit population pools (through value-preserving operators)."""
-    src = node.meta.get("maxpool_source")
+    part = maxpool_part(node)
+    src = part.source if part is not None else None
     while src is not None and src in g.nodes and g.nodes[src].kind in ("Flatten", "Reshape", "Transpose"):
         (src,) = g.inputs_of(src)
     if src is not None and src in g.nodes and g.nodes[src].role == "neuron":
@@ -160,7 +164,7 @@ def balance(graph: Graph, ctx: PassContext) -> Graph:
         else:
             lam = 1.0
             ctx.note(NAME, f"population {name!r} is never active on the calibration data (threshold left at 1)", node=name)
-        ceiling = node.meta.get("ceiling")
+        ceiling = relu_ceiling(node)
         if ceiling is not None:
             lam = min(lam, float(ceiling))
         lam = max(lam, 1e-12)

@@ -1,7 +1,7 @@
 """``convert``: turn an ANN graph into a spiking graph (rate coding, Rueckauer et al. 2017).
 
 * every ReLU becomes an IF population with reset by subtraction (threshold 1 until ``balance``
-  sets it; a ReLU ceiling, e.g. ReLU6 or Clip, is kept in ``meta["ceiling"]``);
+  sets it; a ReLU ceiling, e.g. ReLU6 or Clip, is kept as ``snc.ir.annotations.relu_ceiling``);
 * biases (of Dense/Conv2d, and the shifts of remaining ScaleShifts) become constant currents of
   the neurons they reach: the affine map feeding each population is evaluated with every
   population's output at zero, which gives an exact per-neuron bias even through padded
@@ -26,6 +26,7 @@ from snc.backends import dense_ops
 from snc.errors import UnsupportedOperator
 from snc.ir import IF, Graph, Readout, Scale, ScaleShift
 from snc.ir.graph import dense_macs
+from snc.ir.annotations import is_maxpool_construct, with_relu_ceiling
 
 from dataclasses import dataclass
 
@@ -130,7 +131,7 @@ def source_macs(g: Graph, shapes: dict | None = None) -> int:
     normalisation and bias excluded. The baseline an SNN's energy is compared with."""
     shapes = shapes or g.infer_shapes()
     return sum(dense_macs(node, shapes[name]) for name, node in g.nodes.items()
-               if node.kind in ("Dense", "Conv2d") and not node.meta.get("maxpool_construct"))
+               if node.kind in ("Dense", "Conv2d") and not is_maxpool_construct(node))
 
 
 @torch.inference_mode()
@@ -197,9 +198,7 @@ def convert(graph: Graph, ctx: PassContext) -> Graph:
             continue
         (src,) = g.inputs_of(name)
         bias = constants[src]
-        meta = dict(node.meta)
-        if node.ceiling is not None:
-            meta["ceiling"] = float(node.ceiling)
+        meta = with_relu_ceiling(node.meta, node.ceiling) if node.ceiling is not None else dict(node.meta)
         g.replace(name, IF(shape=shapes[name], threshold=1.0, reset="subtract", bias=bias if np.any(bias) else None, meta=meta))
         n_relu += 1
     ctx.note(NAME, f"{n_relu} ReLU layer(s) became IF populations (reset by subtraction, biases as constant currents)")

@@ -50,8 +50,9 @@ Options (``ctx.options``): ``hw`` (profile name, path or HardwareProfile; "loihi
 Without ``rates`` but with ``ctx.calibration`` the rates come from the shared calibration analysis
 (``ctx.analysis``: each neuron's rate limit clip(a / theta, 0, 1), averaged over the calibration set).
 
-Result: ``node.meta["mapping"] = {"blocks": [[start, stop, core], ...]}`` per population and
-``graph.meta["mapping"]`` (hardware, chips, cores, per-core rows, objective); see ``utilisation``.
+Result: ``graph.meta["mapping"]`` (hardware, chips, cores, per-core rows with population, start,
+stop and core, objective); ``snc.ir.annotations.blocks`` reads a population's blocks from it and
+``utilisation`` the rows with each resource's use.
 """
 from __future__ import annotations
 
@@ -66,6 +67,7 @@ from snc.errors import InvalidGraph, MappingError
 from snc.hw import HardwareProfile, load_profile
 from snc.hw.mesh import Mesh
 from snc.ir import Graph
+from snc.ir.annotations import all_blocks
 
 from . import PassContext
 from .mapping.connectivity import _Population, all_projections, projections
@@ -216,15 +218,11 @@ def _map(graph: Graph, ctx: PassContext) -> Graph:
     cores = placer.pos[:n_blocks]
 
     g = graph.copy()
-    k = 0
-    for name, pop in pops.items():
-        blocks = []
-        for s, e in pop.bounds:
-            blocks.append([s, e, int(cores[k])])
-            rows[k] = {"core": int(cores[k]), **rows[k]}
-            k += 1
-        node = g.nodes[name]
-        g.replace(name, node.replace(meta={**node.meta, "mapping": {"blocks": blocks}}))
+    for k in range(n_blocks):
+        rows[k] = {"core": int(cores[k]), **rows[k]}
+    for name in pops:  # the mapping lives once, in the graph's rows (snc.ir.annotations.blocks)
+        if "mapping" in g.nodes[name].meta:  # a per-node copy from an earlier snc
+            g.replace(name, g.nodes[name].replace(meta={k: v for k, v in g.nodes[name].meta.items() if k != "mapping"}))
     rows.sort(key=lambda r: r["core"])
     limits = {"neurons_per_core": lim.neurons, "synaptic_memory_bits": lim.memory, "max_fan_in": lim.fan_in,
               "max_fan_out": lim.fan_out, "synapse_overhead_bits": lim.overhead}
@@ -309,14 +307,14 @@ def block_traffic(graph: Graph, rates: dict[str, np.ndarray] | None = None,
         raise MappingError("the graph is not mapped (run the map pass first)")
     pops = all_projections(graph, 0)  # bits do not matter for traffic
     blocks = []
+    placed = all_blocks(graph)
     for name, pop in pops.items():
-        entry = graph.nodes[name].meta.get("mapping")
-        if not entry:
+        if not placed.get(name):
             raise MappingError("population has no mapping (run the map pass first)", node=name)
-        pop.starts = np.asarray([b[0] for b in entry["blocks"]], dtype=np.int64)
+        pop.starts = np.asarray([b.start for b in placed[name]], dtype=np.int64)
         pop.synapses = np.zeros(pop.size, np.int64)
         pop.bits = np.zeros(pop.size, np.int64)
-        blocks += [{"population": name, "start": int(b[0]), "stop": int(b[1]), "core": int(b[2])} for b in entry["blocks"]]
+        blocks += [{"population": name, "start": b.start, "stop": b.stop, "core": b.core} for b in placed[name]]
     for pop in pops.values():
         for conn in pop.incoming:
             conn.starts = pop.starts

@@ -25,6 +25,7 @@ from collections import defaultdict
 import numpy as np
 
 from snc.ir import IF, Add, Conv2d, Graph
+from snc.ir.annotations import MaxPoolPart, with_maxpool_part
 
 Term = tuple  # ("x", k) for window element k, or (level, unit)
 
@@ -69,9 +70,9 @@ def expand_maxpool(g: Graph, name: str, shapes: dict) -> list[str]:
     levels, final = tournament(n)
     conv_kw = dict(stride=node.stride, padding=node.padding, dilation=node.dilation, groups=c)
     unit_counts = [len(u) for u in levels]
-    mark = {"maxpool_construct": name}  # synapses that implement the max, not weights of the model
+    mark = with_maxpool_part({}, MaxPoolPart(pool=name))  # synapses that implement the max, not weights of the model
     # Selections stay +-1: they only route spike trains into the sum that carries the maximum.
-    select = {"maxpool_construct": name, "maxpool_select": True}
+    select = with_maxpool_part({}, MaxPoolPart(pool=name, select=True))
     populations: list[str] = []
 
     def from_x(coefs: list[dict], out_per_group: int) -> np.ndarray | None:
@@ -103,7 +104,7 @@ def expand_maxpool(g: Graph, name: str, shapes: dict) -> list[str]:
                 inputs.append(g.add(g.unique_name(f"{name}.max{li}.from_max{lj}"), Conv2d(weight=wl, groups=c, meta=dict(mark)), [pop_names[lj]]))
         pop = g.add(
             g.unique_name(f"{name}.max{li}"),
-            IF(shape=(c * per, ho, wo), threshold=1.0, reset="subtract", meta={"maxpool_unit_of": name, "maxpool_source": src, "level": li}),
+            IF(shape=(c * per, ho, wo), threshold=1.0, reset="subtract", meta=with_maxpool_part({}, MaxPoolPart(pool=name, unit=True, source=src, level=li))),
             inputs,
         )
         pop_names[li] = pop

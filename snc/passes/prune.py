@@ -39,6 +39,7 @@ import torch
 from snc.errors import SncError, UnsupportedOperator
 from snc.ir.neurons import is_builtin
 from snc.ir import Graph
+from snc.ir.annotations import is_maxpool_construct
 
 from . import PassContext
 from .options import option
@@ -75,7 +76,7 @@ def _fixed_everywhere(g: Graph) -> bool:
 
 
 def _weighted_ops(g: Graph) -> list[str]:
-    return [n for n in g.topological_order() if g.nodes[n].kind in ("Dense", "Conv2d") and not g.nodes[n].meta.get("maxpool_construct")]
+    return [n for n in g.topological_order() if g.nodes[n].kind in ("Dense", "Conv2d") and not is_maxpool_construct(g.nodes[n])]
 
 
 def _zero_synapse_report(g: Graph, ctx: PassContext) -> None:

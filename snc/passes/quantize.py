@@ -30,6 +30,7 @@ import numpy as np
 
 from snc.errors import UnsupportedOperator
 from snc.ir import Graph, NeuronFixed, SumPool2d, SynapseFixed
+from snc.ir.annotations import maxpool_part
 from snc.ir.neurons import is_builtin, require_model
 from snc.ir.projections import fan_in
 
@@ -90,6 +91,12 @@ def _average_to_sum_pooling(g: Graph, ctx: PassContext) -> None:
         ctx.note(NAME, f"average pool {name!r} became sum pooling; its 1/{k} went into the weights after it", node=name)
 
 
+def _is_selection(node) -> bool:
+    """A +-1 selection of the max-pool construction (structural routing, not a model weight)."""
+    part = maxpool_part(node)
+    return part is not None and part.select
+
+
 def _populations(g: Graph) -> list[str]:
     return [n for n in g.topological_order() if g.nodes[n].role in ("neuron", "readout")]
 
@@ -100,7 +107,7 @@ def _incoming_ops(g: Graph, pop: str) -> list[str]:
 
 
 def _free_ops(g: Graph, ops: list[str]) -> list[str]:
-    return [o for o in ops if g.nodes[o].kind in _WEIGHTED and not g.nodes[o].meta.get("maxpool_select")]
+    return [o for o in ops if g.nodes[o].kind in _WEIGHTED and not _is_selection(g.nodes[o])]
 
 
 def _check_one_weight_per_path(g: Graph, pop: str, ops: list[str]) -> None:
@@ -147,7 +154,7 @@ def quantize(graph: Graph, ctx: PassContext) -> Graph:
             owner[o] = p
     # Max-pool selections are +-1 already: integer weights, exponent 0.
     for name, node in g.nodes.items():
-        if node.meta.get("maxpool_select"):
+        if _is_selection(node):
             w = node.weight
             if not np.all(np.isin(w, (-1.0, 0.0, 1.0))):
                 raise UnsupportedOperator("a max-pool selection is not +-1; rebalance the graph", node=name)

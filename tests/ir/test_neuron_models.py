@@ -15,6 +15,7 @@ from snc.backends.lava.emitter import build_export
 from snc.errors import UnsupportedOperator
 from snc.ir import kinds
 from snc.passes import PassContext, get
+from snc.ir.annotations import blocks
 
 
 @dataclass(eq=False)
@@ -69,4 +70,4 @@ def test_consumers_that_read_structure_handle_it(graph, tmp_path):
     relu = analog.evaluate(graph, x, mode="relu", keep=["ada"])  # the ANN view needs no dynamics
     assert relu["ada"].shape == (4, 5)
     mapped = get("map")(graph, PassContext())  # structure only: blocks and placement
-    assert mapped["ada"].meta["mapping"]["blocks"]
+    assert blocks(mapped, "ada")

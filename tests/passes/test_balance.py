@@ -16,6 +16,7 @@ import snc.ir as ir
 from snc.backends import analog
 from snc.errors import CalibrationError
 from snc.passes import PassContext, get
+from snc.ir.annotations import maxpool_part
 
 
 def close(got, want, rtol=1e-5, what=""):
@@ -174,7 +175,7 @@ def test_maxpool_units_count_in_the_pooled_populations_amplitude():
     calib = rng.normal(size=(64,) + shape).astype(np.float32)
     r2 = relu_outputs(ann, calib)["r2"]  # (N, 5, 4, 2)
     snn = convert(ann)
-    units = sorted(name for name, node in snn.nodes.items() if node.meta.get("maxpool_unit_of") == "mp")
+    units = sorted(name for name, node in snn.nodes.items() if (maxpool_part(node) is not None and maxpool_part(node).unit and maxpool_part(node).pool == "mp"))
     assert len(units) == 2
     for p in (100.0, 99.9):
         balanced, _ = balance(snn, calib, p)

@@ -28,6 +28,13 @@ from snc.hw.mesh import Mesh
 from snc.ir import artifact
 from snc.passes import REGISTRY, PassContext
 from snc.passes.map_to_cores import block_traffic, map_to_cores, utilisation
+from snc.ir.annotations import blocks as _placed
+
+
+def _blocks(graph, population):
+    """[start, stop, core] of each block of a mapped population (the graph's one mapping)."""
+    return [[b.start, b.stop, b.core] for b in _placed(graph, population)]
+
 
 # ---------------------------------------------------------------------------------------------
 # Synthetic hardware.
@@ -174,13 +181,13 @@ def check_mapping(g: ir.Graph, mapped: ir.Graph, prof, need: Need, max_chips=Non
     limits = {"neurons": prof["neurons_per_core"], "memory_bits": prof["synaptic_memory_bits"],
               "fan_in": prof["max_fan_in"], "fan_out": prof["max_fan_out"]}
     cpc = prof["cores_per_chip"]
-    blocks_of = {p: [(b[0], b[1]) for b in mapped.nodes[p].meta["mapping"]["blocks"]] for p in need.pops}
+    blocks_of = {p: [(b[0], b[1]) for b in _blocks(mapped, p)] for p in need.pops}
     # Host inputs are not mapped.
-    assert all("mapping" not in mapped.nodes[n].meta for n in mapped.input_names)
+    assert all(_blocks(mapped, n) == [] for n in mapped.input_names)
     cores = []
     rows = {r["core"]: r for r in m["cores"]}
     for p in need.pops:
-        blocks = mapped.nodes[p].meta["mapping"]["blocks"]
+        blocks = _blocks(mapped, p)
         # Every neuron exactly once, blocks contiguous and in order.
         covered = np.concatenate([np.arange(s, e) for s, e, _ in blocks])
         np.testing.assert_array_equal(covered, np.arange(need.size[p]), err_msg=p)
@@ -341,7 +348,7 @@ def test_random_networks_fit_every_core_limit(g, data):
     back = artifact.from_bytes(artifact.to_bytes(mapped))
     assert back.meta["mapping"] == mapped.meta["mapping"]
     for p in need.pops:
-        assert back.nodes[p].meta["mapping"] == mapped.nodes[p].meta["mapping"]
+        assert _blocks(back, p) == _blocks(mapped, p)
     # One chip fewer than needed does not fit, and the error names a layer and the numbers.
     if chips > 1:
         with pytest.raises(MappingError) as err:
@@ -360,7 +367,7 @@ def test_input_is_not_mutated_and_profile_loads_from_a_toml_file(tmp_path, rng):
     mapped, _ = run_map(g, hw=str(path))
     assert artifact.to_bytes(g) == before
     assert mapped.meta["mapping"]["hw"] == "tiny"
-    assert [len(mapped.nodes[p].meta["mapping"]["blocks"]) for p in ("h1", "h2", "out")] == [4, 3, 1]
+    assert [len(_blocks(mapped, p)) for p in ("h1", "h2", "out")] == [4, 3, 1]
     check_mapping(g, mapped, parse_profile(doc, "<test>"), Need(g, 8 + 6))
 
 
@@ -395,7 +402,7 @@ def test_fan_out_limit_splits_the_source_layer(rng):
     g.outputs = ["out"]
     prof = tiny_profile(neurons_per_core=4, max_fan_out=4, mesh_tiles=(4, 4), cores_per_tile=2)
     mapped, _ = run_map(g, hw=prof)
-    assert [b[:2] for b in mapped.nodes["h"].meta["mapping"]["blocks"]] == [[0, 2], [2, 4], [4, 6], [6, 8]]
+    assert [b[:2] for b in _blocks(mapped, "h")] == [[0, 2], [2, 4], [4, 6], [6, 8]]
     assert all(r["fan_out"] <= 4 for r in utilisation(mapped))
     check_mapping(g, mapped, prof, Need(g, 8 + 6))
     with pytest.raises(MappingError, match=r"node 'h': neuron 0 of the layer sends to 2 cores .*offers 1 \(max_fan_out\)"):
@@ -553,8 +560,8 @@ def test_chain_is_placed_on_neighbouring_cores(rng):
     mesh = Mesh.from_profile(prof)
     pops = [n for n in mapped.topological_order() if mapped.nodes[n].role in ("neuron", "readout")]
     for a, b in zip(pops, pops[1:]):
-        ca = [blk[2] for blk in mapped.nodes[a].meta["mapping"]["blocks"]]
-        cb = [blk[2] for blk in mapped.nodes[b].meta["mapping"]["blocks"]]
+        ca = [blk[2] for blk in _blocks(mapped, a)]
+        cb = [blk[2] for blk in _blocks(mapped, b)]
         ew, ns, _ = mesh.hops(np.array(ca)[:, None], np.array(cb)[None, :])
         assert (ew + ns).min() <= 1, f"{a} and {b} are {int((ew + ns).min())} hops apart"
         assert (ew + ns).max() <= 3, f"{a} and {b} are {int((ew + ns).max())} hops apart"
@@ -602,7 +609,7 @@ def test_swaps_pull_a_hub_to_the_middle_of_its_partners(rng):
     assert m["objective"] < m["objective_start"] <= m["objective_snake"], ctx.report[-1]["message"]
     assert ctx.report[-1]["objective"] == m["objective"]
     mesh = Mesh.from_profile(prof)
-    hub = mapped.nodes["hub"].meta["mapping"]["blocks"][0][2]
+    hub = _blocks(mapped, "hub")[0][2]
     _, x, y = mesh.coordinates(hub)
     assert 1 <= x <= 2 and 1 <= y <= 2, f"hub on tile ({x}, {y})"
 
@@ -675,7 +682,7 @@ def test_sorting_and_scanning_for_distinct_sources_map_the_same(g, data):
         return
     assert json.dumps(results[0].meta["mapping"]) == json.dumps(results[1].meta["mapping"])
     for p in results[0].nodes:
-        assert results[0].nodes[p].meta.get("mapping") == results[1].nodes[p].meta.get("mapping")
+        assert _blocks(results[0], p) == _blocks(results[1], p)
 
 
 def test_block_traffic_of_a_conv_net_matches_the_mapping(rng):

@@ -29,6 +29,7 @@ import snc.ir as ir
 from snc.backends.sim import simulate
 from snc.errors import InvalidOption, UnsupportedOperator
 from snc.passes import CONVERSION, PassContext, get
+from snc.ir.annotations import maxpool_part
 
 VTH_LIMIT = 2**17  # Loihi's threshold mantissa is 17 bits (unsigned)
 BIAS_MANT_RANGE = (-(2**12), 2**12 - 1)  # 13-bit signed
@@ -147,7 +148,7 @@ def test_quantised_parameters_fit_their_bits_and_dequantise_to_the_float_fields(
         assert fx is not None, name
         m = np.asarray(fx.weight)
         assert m.dtype.kind == "i", name
-        if node.meta.get("maxpool_select"):  # structural +-1 routing of the max-pool construction
+        if maxpool_part(node) is not None and maxpool_part(node).select:  # structural +-1 routing of the max-pool construction
             assert np.isin(m, (-1, 0, 1)).all() and fx.weight_exp == 0
             np.testing.assert_array_equal(node.weight, m)
             continue
