@@ -6,6 +6,7 @@ from .fixed_point import NeuronFixed, SynapseFixed
 from .graph import Graph, synapse_count
 from .io import Input, Readout
 from .kinds import KINDS
+from .atrlif import ATRLIF
 from .cuba import CubaLIF
 from .models import NeuronModel
 from .neurons import IF, LIF
@@ -14,7 +15,7 @@ from .synapses import Add, AvgPool2d, Concat, Conv2d, Delay, Dense, Flatten, Res
 
 __all__ = [
     "affine", "Graph", "Node", "Shape", "KINDS", "save", "load", "FORMAT_VERSION",
-    "Input", "Readout", "IF", "LIF", "CubaLIF", "NeuronModel",
+    "Input", "Readout", "IF", "LIF", "CubaLIF", "ATRLIF", "NeuronModel",
     "Dense", "Conv2d", "SumPool2d", "AvgPool2d", "Flatten", "Reshape", "Transpose", "Concat", "Add", "Scale", "Delay",
     "ReLU", "MaxPool2d", "HostMaxPool2d", "BatchNorm", "ScaleShift", "NeuronFixed", "SynapseFixed", "synapse_count",
     "INPUT", "NEURON", "READOUT", "LINEAR", "ANN", "HOST",

@@ -151,7 +151,8 @@ def _register_builtins() -> None:
         "LIF", LIF, state=("u", "v"), reset="v -= theta or v = 0; u is not reset",
         lava="LIF", nir="CubaLIF", builtin=True, description="current-based leaky integrate-and-fire (Loihi CUBA)",
     ))
-    from . import cuba
+    from . import atrlif, cuba
 
     register(cuba.model())
+    register(atrlif.model())
 

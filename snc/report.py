@@ -81,10 +81,11 @@ def format_neuron_models() -> str:
     from snc.ir.models import models
 
     lines = []
+    width = max((len(",".join(m.state)) for m in models().values()), default=8)
     for kind, m in models().items():
         runs = [c for c in ("float", "fixed", "quantize", "rate") if m.supports(c)]
         origin = "built-in" if m.builtin else "in-tree" if m.node_class.__module__.startswith("snc.") else "plug-in"
         lava = ("emitted to Lava" if m.builtin else f"emitted to Lava as {m.lava}" if m.supports("lava")
                 else f"Lava: {m.lava or 'none'} (not emitted)")
-        lines.append(f"{kind.ljust(12)} {origin.ljust(9)} state {','.join(m.state).ljust(8)} runs: {', '.join(runs)}; {lava}")
+        lines.append(f"{kind.ljust(12)} {origin.ljust(9)} state {','.join(m.state).ljust(width)} runs: {', '.join(runs)}; {lava}")
     return "\n".join(lines)

@@ -34,7 +34,7 @@ RECURRENT_MANT = 255
 
 
 MAX_DELAY = 62  # Loihi 2: 6-bit synaptic delays (0-63); netx clips to 62
-LAVA_PROCESSES = ("LIF",)  # what the network.py template builds for a population
+LAVA_PROCESSES = ("LIF", "ATRLIF")  # what the network.py template builds for a population
 
 def _csr_arrays(prefix: str, m: sp.spmatrix, dtype) -> dict[str, np.ndarray]:
     m = sp.csr_matrix(m)
@@ -134,6 +134,9 @@ def build_export(graph: Graph, timesteps: int | None = None) -> tuple[dict[str, 
             "reset": getattr(node, "reset", "zero") if node.role == NEURON else "zero",
             "process": "LIF" if declared is None else declared["process"],
         })
+        for key, value in (declared or {}).items():  # the process's own parameters (ATRLIF's)
+            if key not in ("process", "du", "dv", "float_du", "float_dv"):
+                params[f"pop{i}_{key}"] = np.asarray(value)
         # Float parameters (Lava floating_pt: fractions, no scaling).
         if node.role == NEURON:
             params[f"pop{i}_float_vth"] = np.float64(np.asarray(node.threshold).reshape(-1)[0])
@@ -151,7 +154,7 @@ def build_export(graph: Graph, timesteps: int | None = None) -> tuple[dict[str, 
             params[f"pop{i}_vth"] = np.int64(vth)
             params[f"pop{i}_du"] = np.int64(fx.du)
             params[f"pop{i}_dv"] = np.int64(fx.dv)
-            if declared is not None:  # the model's own integer decays, in Lava's units
+            if declared is not None and "du" in declared:  # the model's own integer decays, in Lava's units
                 params[f"pop{i}_du"], params[f"pop{i}_dv"] = np.int64(declared["du"]), np.int64(declared["dv"])
             mant = np.broadcast_to(np.asarray(fx.bias_mant, dtype=np.int64), p.shape).reshape(-1) if np.size(fx.bias_mant) else np.zeros(p.size, np.int64)
             params[f"pop{i}_bias_mant"] = np.where(alive, mant, 0)

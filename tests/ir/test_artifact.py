@@ -145,6 +145,8 @@ def every_kind_graph() -> ir.Graph:
                              reset_timing="immediate", du_fixed=2048, dv_fixed=1024, adapt_decay_fixed=512,
                              adapt_fixed=np.array([3, 4, 5, 6], np.int64), v_reset_fixed=np.array([-16, -16, -17, -18], np.int64)),
           ["d3"])
+    g.add("atr", ir.ATRLIF(shape=(4,), threshold=0.5, threshold_step=0.25, decay_current=0.5, decay_voltage=0.25,
+                           decay_threshold=0.125, decay_refractory=0.75, step_fixed=7), ["d3"])
     g.outputs = ["out", "count"]
     return g
 
@@ -254,6 +256,10 @@ NODES = {
                          adapt_decay=st.floats(), reset_timing=st.sampled_from(("immediate", "next_step")),
                          decay_current=st.floats(0, 1), decay_voltage=st.floats(0, 1), du_fixed=st.integers(0, 4096),
                          adapt_fixed=maybe(hnp.arrays(np.int64, small_shapes)), fixed=maybe(neuron_fixed), meta=metas),
+    "ATRLIF": st.builds(ir.ATRLIF, shape=dims, threshold=st.floats(), threshold_step=st.floats(),
+                        decay_current=st.floats(0, 1), decay_voltage=st.floats(0, 1), decay_threshold=st.floats(0, 1),
+                        decay_refractory=st.floats(0, 1), step_fixed=st.integers(-2**40, 2**40),
+                        bias=maybe(bits_f32(small_shapes)), fixed=maybe(neuron_fixed), meta=metas),
     "Dense": st.builds(ir.Dense, weight=bits_f32(hnp.array_shapes(min_dims=2, max_dims=2, min_side=0, max_side=3)),
                        bias=maybe(bits_f32(small_shapes)), fixed=maybe(synapse_fixed), meta=metas),
     "Conv2d": st.builds(ir.Conv2d, weight=bits_f32(hnp.array_shapes(min_dims=4, max_dims=4, max_side=3)),

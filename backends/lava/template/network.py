@@ -98,6 +98,21 @@ def _reset_circuit(lif, recurrent, constant: np.ndarray, procs: list) -> None:
         procs.append(src)
 
 
+def atrlif(params: dict, i: int, n: int, bias_mant, bias_exp):
+    """Lava's adaptive-threshold LIF with the population's parameters (the same fractions for
+    the decays in float and fixed point; the threshold and its step in the chosen arithmetic)."""
+    from lava.proc.atrlif.process import ATRLIF
+
+    kw = {k: float(params[f"pop{i}_{k}"]) for k in ("delta_i", "delta_v", "delta_theta", "delta_r")}
+    theta_0, theta_step = params[f"pop{i}_theta_0"], params[f"pop{i}_theta_step"]
+    if np.issubdtype(np.asarray(theta_0).dtype, np.integer):
+        theta_0, theta_step = int(theta_0), int(theta_step)
+    else:
+        theta_0, theta_step = float(theta_0), float(theta_step)
+    return ATRLIF(shape=(n,), theta=theta_0, theta_0=theta_0, theta_step=theta_step, bias_mant=bias_mant,
+                  bias_exp=bias_exp, **kw)
+
+
 def build(spec: dict, params: dict, sample: np.ndarray, steps: int, cfg: str):
     """Processes for one sample. Returns (processes, extractors {population index: Extractor},
     readout LIF or None)."""
@@ -134,14 +149,19 @@ def build(spec: dict, params: dict, sample: np.ndarray, steps: int, cfg: str):
             else:
                 if extra_i is not None:  # the analog input shares the bias exponent
                     mant = mant + (extra_i >> exp if exp >= 0 else extra_i << -exp)
-                lif = LIF(shape=(n,), du=int(params[f"pop{i}_du"]), dv=int(params[f"pop{i}_dv"]), vth=vth,
-                          bias_mant=mant, bias_exp=exp)
+                if pop.get("process") == "ATRLIF":
+                    lif = atrlif(params, i, n, mant, exp)
+                else:
+                    lif = LIF(shape=(n,), du=int(params[f"pop{i}_du"]), dv=int(params[f"pop{i}_dv"]), vth=vth,
+                              bias_mant=mant, bias_exp=exp)
         else:
             th = float(params[f"pop{i}_float_vth"])
             bias = params[f"pop{i}_float_bias"].astype(np.float64).reshape(-1)
             if extra_i is not None:
                 bias = bias + extra_i
-            if pop["reset"] == "subtract":
+            if pop.get("process") == "ATRLIF":
+                lif = atrlif(params, i, n, bias, 0)
+            elif pop["reset"] == "subtract":
                 lif = LIF(shape=(n,), du=0.0, dv=1.0, vth=th, bias_mant=0.0)
                 _reset_circuit(lif, Sparse(weights=sp.csr_matrix(-th * sp.identity(n))), bias, procs)
             else:
