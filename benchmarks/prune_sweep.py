@@ -37,6 +37,7 @@ from examples import digits  # noqa: E402
 from snc.backends.sim import build_plan, simulate  # noqa: E402
 from snc.estimate import estimate  # noqa: E402
 from snc.passes import CONVERSION, PassContext, get  # noqa: E402
+from snc.ir.annotations import is_maxpool_construct  # noqa: E402
 
 SPARSITIES = tuple(range(0, 100, 10))  # percent
 
@@ -55,7 +56,7 @@ def models_dir(requested: Path | None) -> Path:
 def model_weights(g: snc.ir.Graph) -> list[np.ndarray]:
     """Integer weights of the model's own weighted layers (not the max-pool construction)."""
     return [n.fixed.weight for n in g.nodes.values()
-            if n.kind in ("Dense", "Conv2d") and not n.meta.get("maxpool_construct")]
+            if n.kind in ("Dense", "Conv2d") and not is_maxpool_construct(n)]
 
 
 def chip_synapses(g: snc.ir.Graph) -> int:

@@ -393,3 +393,31 @@ class ModelNeurons:
     def run_constant(self, const: np.ndarray, spikes: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
         tc, b, n = spikes.shape
         return self.run(np.broadcast_to(const, (tc, b, n)), spikes, mask)
+
+
+def _readout_as_integrator(node):
+    """A Readout in fixed point is a LIF that never fires (threshold above the voltage range)."""
+    from snc.ir import IF, LIF, NeuronFixed
+
+    fx = node.fixed
+    du, dv = (int(fx.du), int(fx.dv)) if node.leaky else (4095, 0)  # a perfect integrator: no decays
+    never = NeuronFixed(vth=2**17, bias_mant=fx.bias_mant, bias_exp=fx.bias_exp, du=du, dv=dv, scale=fx.scale)
+    return (LIF if node.leaky else IF)(shape=node.shape, threshold=1.0, reset="zero", fixed=never)
+
+
+def _readout_as_lif(node):
+    """A leaky (LI) readout in float: a LIF with the readout's decays and bias whose threshold
+    is never crossed (float32's largest value)."""
+    from snc.ir import LIF
+
+    return LIF(shape=node.shape, threshold=float(np.finfo(np.float32).max), reset="zero", bias=node.bias,
+               decay_current=float(node.decay_current), decay_voltage=float(node.decay_voltage))
+
+
+def readout_neurons(node, shape: tuple[int, ...], batch: int, fixed: bool):
+    """The neurons that carry a membrane Readout's potential: in fixed point an IF (or, leaky, a
+    LIF) that never fires, with the readout's integer decays; in float, for a leaky readout, a
+    LIF with its decays and bias (a perfect integrator in float needs none: it sums)."""
+    if fixed:
+        return FixedNeurons(_readout_as_integrator(node), shape, batch)
+    return FloatNeurons(_readout_as_lif(node), shape, batch)

@@ -28,7 +28,7 @@ from snc.ir.neurons import is_builtin, require_model
 
 from .bookkeeping import record_spikes
 from .counting import row_counts
-from .neurons import FixedNeurons, FloatNeurons, ModelNeurons
+from .neurons import FixedNeurons, FloatNeurons, ModelNeurons, readout_neurons
 from ..plan import Plan, PopulationPlan, build_plan, host_stage
 from .recorders import ChunkView
 from .result import PopulationStats, SimResult
@@ -71,10 +71,8 @@ class _Batch:
                 continue
             if node.role == READOUT:
                 self.readout_v[pop.name] = np.zeros((self.size, pop.size), dtype=np.int64 if fixed else np.float64)
-                if fixed:
-                    self.neurons[pop.name] = FixedNeurons(_readout_as_integrator(node), pop.shape, self.size)
-                elif node.leaky:  # LI: a LIF that never fires, its bias in the constant input
-                    self.neurons[pop.name] = FloatNeurons(_readout_as_lif(node), pop.shape, self.size)
+                if fixed or node.leaky:  # an integrator (LI: leaky) is a population that never fires
+                    self.neurons[pop.name] = readout_neurons(node, pop.shape, self.size, fixed)
             else:
                 if is_builtin(node):
                     self.neurons[pop.name] = (FixedNeurons if fixed else FloatNeurons)(node, pop.shape, self.size)
@@ -142,26 +140,6 @@ class _Batch:
         if node.role == READOUT and node.bias is not None and not node.leaky:
             static += node.bias.reshape(1, -1)  # an integrator sums input and bias alike (LI: its own bias)
         return static.astype(np.float32)
-
-
-def _readout_as_integrator(node):
-    """A Readout in fixed point is a LIF that never fires (threshold above the voltage range)."""
-    from snc.ir import IF, LIF, NeuronFixed
-
-    fx = node.fixed
-    never = NeuronFixed(vth=2**17, bias_mant=fx.bias_mant, bias_exp=fx.bias_exp, du=int(fx.du), dv=int(fx.dv), scale=fx.scale)
-    if node.leaky:
-        return LIF(shape=node.shape, threshold=1.0, reset="zero", fixed=never)
-    return IF(shape=node.shape, threshold=1.0, reset="zero", fixed=never)
-
-
-def _readout_as_lif(node):
-    """A leaky (LI) readout in float: a LIF with the readout's decays and bias whose threshold
-    is never crossed (float32's largest value)."""
-    from snc.ir import LIF
-
-    return LIF(shape=node.shape, threshold=float(np.finfo(np.float32).max), reset="zero", bias=node.bias,
-               decay_current=float(node.decay_current), decay_voltage=float(node.decay_voltage))
 
 
 class Simulation:

@@ -10,6 +10,7 @@ import snc
 from examples import digits
 from snc.backends import analog
 from snc.backends.sim import simulate
+from snc.ir.annotations import maxpool_part
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +49,7 @@ def test_snn_accuracy_stays_within_one_point_and_does_not_fall_with_t(trained, n
     snn = snc.compile(graph, calib=data["x_train"], passes=CONVERSION)
     if name == "cnn":  # max pooling became the spiking construction, not average pooling
         kinds = {n.kind for n in snn.nodes.values()}
-        assert "AvgPool2d" not in kinds and any(n.meta.get("maxpool_unit_of") for n in snn.nodes.values())
+        assert "AvgPool2d" not in kinds and any(maxpool_part(n) is not None and maxpool_part(n).unit for n in snn.nodes.values())
     acc = {t: simulate(snn, data["x_test"], labels=data["y_test"], timesteps=t, batch_size=150).accuracy for t in (64, 256)}
     print(f"{name}: ANN {ann:.4f}, SNN T=64 {acc[64]:.4f}, T=256 {acc[256]:.4f}")
     assert abs(acc[64] - ann) <= 0.010

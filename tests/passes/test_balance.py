@@ -183,9 +183,10 @@ def test_maxpool_units_count_in_the_pooled_populations_amplitude():
         assert balanced["r2"].threshold == pytest.approx(lam, rel=1e-5)
         for u in units:
             assert balanced[u].threshold == pytest.approx(lam, rel=1e-5)
-        for name, node in balanced.nodes.items():
-            if node.meta.get("maxpool_select"):
-                assert set(np.unique(node.weight)) <= {-1.0, 0.0, 1.0}, name
+        selections = [name for name, node in balanced.nodes.items() if maxpool_part(node) is not None and maxpool_part(node).select]
+        assert selections
+        for name in selections:
+            assert set(np.unique(balanced[name].weight)) <= {-1.0, 0.0, 1.0}, name
     balanced, _ = balance(snn, calib, 100.0)
     x = calib[:16]  # with p = 100 nothing in the calibration set saturates
     np.testing.assert_allclose(

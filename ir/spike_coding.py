@@ -1,0 +1,145 @@
+"""SpikingBrain-style spike coding of the activations that enter a static-weight projection.
+
+An activation vector x (one token: the hidden dimension is the last axis) becomes integer
+counts with an adaptive threshold, and the counts become spike trains that a synaptic
+projection sums event by event:
+
+* threshold: V_th = mean(|x|) / k over the last axis, per token, clamped to [lo, hi]
+  (SpikingBrain: k = 3, [1e-5, 1e4]);
+* counts: c = round(x / V_th) (half to even, as torch.round), optionally clipped to
+  [-max_count, max_count] (the clipped share is reported);
+* expansion into T steps of events s_t, with per-step weights w_t:
+
+  =========  ===================================  ==========================  ====================
+  coding     s_t                                  w_t                         T
+  =========  ===================================  ==========================  ====================
+  binary     1 while t < c  (c >= 0 only)         1                           max c
+  ternary    sign(c) while t < |c|                1                           max |c|
+  bitwise    bit T-1-t of c in two's complement   -2**(T-1) for t = 0 (the    bits of the widest c
+             (MSB first; values 0/1)              sign bit), else 2**(T-1-t)  (sign bit included)
+  graded     c itself, one event if c != 0        1                           1
+  =========  ===================================  ==========================  ====================
+
+  so that sum_t w_t s_t = c exactly, and a projection computes V_th * sum_t w_t (W s_t) =
+  W (V_th c). A graded event carries c as its payload (Loihi 2: 8 to 24 bits, signed here).
+
+Everything is integer and exact; ``reconstruct`` checks the identity. The steps a coding
+needs are the most any channel of the tensor needs (all channels share a time base).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from snc.errors import InvalidData
+
+CODINGS = ("binary", "ternary", "bitwise", "graded")
+PAYLOAD_BITS = (8, 24)  # Loihi 2 graded spikes: the payloads configured in practice (up to 32 possible)
+
+
+def adaptive_threshold(x: np.ndarray, k: float = 3.0, lo: float = 1e-5, hi: float = 1e4) -> np.ndarray:
+    """V_th = mean(|x|) / k over the last axis (kept as an axis of length 1), clamped to [lo, hi]."""
+    if k <= 0:
+        raise InvalidData(f"k must be > 0, got {k}")
+    x = np.asarray(x, dtype=np.float64)
+    return np.clip(np.abs(x).mean(axis=-1, keepdims=True) / float(k), lo, hi)
+
+
+def counts(x: np.ndarray, vth: np.ndarray, max_count: int | None = None) -> tuple[np.ndarray, float]:
+    """Integer counts round(x / V_th) (int64) and the share of entries clipped to
+    [-max_count, max_count] (0 without a maximum)."""
+    c = np.rint(np.asarray(x, np.float64) / vth).astype(np.int64)
+    if max_count is None:
+        return c, 0.0
+    if max_count < 1:
+        raise InvalidData(f"max_count must be >= 1, got {max_count}")
+    clipped = np.count_nonzero(np.abs(c) > max_count)
+    return np.clip(c, -max_count, max_count), clipped / max(1, c.size)
+
+
+def _bits(c: np.ndarray) -> int:
+    """Width of the two's complement form of every entry (sign bit included), at least 1."""
+    if c.size == 0:
+        return 1
+    hi, lo = int(c.max()), int(c.min())
+    need = max(hi.bit_length() + 1 if hi > 0 else 1, (-lo - 1).bit_length() + 1 if lo < 0 else 1)
+    return need
+
+
+def steps(c: np.ndarray, coding: str) -> int:
+    """Time steps the coding needs for the counts ``c`` (all channels share them)."""
+    c = np.asarray(c, np.int64)
+    _check(c, coding)
+    if coding == "binary":
+        return int(c.max(initial=0))
+    if coding == "ternary":
+        return int(np.abs(c).max(initial=0))
+    if coding == "bitwise":
+        return _bits(c)
+    return 1
+
+
+def weights(coding: str, t_steps: int) -> np.ndarray:
+    """The per-step weights w_t (int64): sum_t w_t s_t = c."""
+    if coding == "bitwise":
+        w = 2 ** np.arange(t_steps - 1, -1, -1, dtype=np.int64)
+        if t_steps:
+            w[0] = -w[0]
+        return w
+    return np.ones(t_steps, np.int64)
+
+
+def expand(c: np.ndarray, coding: str, t_steps: int | None = None, payload_bits: int = 24) -> np.ndarray:
+    """The spike trains of the counts ``c``: an array (T, *c.shape), int8 (0/1 or -1/0/1) or,
+    graded, int64 payloads. ``t_steps`` may give more steps than needed (extra steps are silent,
+    bitwise sign-extends); fewer is an error."""
+    c = np.asarray(c, np.int64)
+    _check(c, coding)
+    need = steps(c, coding)
+    t_steps = need if t_steps is None else int(t_steps)
+    if t_steps < need:
+        raise InvalidData(f"{coding} coding of these counts needs {need} steps, {t_steps} given")
+    if coding == "graded":
+        limit = 2 ** (int(payload_bits) - 1) - 1
+        if np.abs(c).max(initial=0) > limit:
+            raise InvalidData(f"a count of {int(np.abs(c).max())} does not fit a signed {payload_bits}-bit graded payload")
+        out = np.zeros((t_steps,) + c.shape, np.int64)
+        if t_steps:
+            out[0] = c
+        return out
+    t = np.arange(t_steps).reshape((-1,) + (1,) * c.ndim)
+    if coding == "binary":
+        return (t < c).astype(np.int8)
+    if coding == "ternary":
+        return (np.sign(c) * (t < np.abs(c))).astype(np.int8)
+    # bitwise: two's complement in t_steps bits, MSB first
+    unsigned = np.where(c < 0, c + (1 << t_steps), c)
+    return ((unsigned >> (t_steps - 1 - t)) & 1).astype(np.int8)
+
+
+def decode(trains: np.ndarray, coding: str) -> np.ndarray:
+    """sum_t w_t s_t: the counts back (int64)."""
+    trains = np.asarray(trains, np.int64)
+    w = weights(coding, trains.shape[0]).reshape((-1,) + (1,) * (trains.ndim - 1))
+    return (w * trains).sum(axis=0)
+
+
+def project(weight: np.ndarray, trains: np.ndarray, vth: np.ndarray, coding: str) -> np.ndarray:
+    """What a coded projection computes, event by event: y = V_th * sum_t w_t (W s_t), for
+    trains (T, ..., n_in), weight (n_out, n_in), V_th (..., 1). Exact in float64 while the
+    integer sums stay below 2**53."""
+    weight = np.asarray(weight, np.float64)
+    w = weights(coding, trains.shape[0])
+    acc = np.zeros(trains.shape[1:-1] + (weight.shape[0],), np.float64)
+    for t in range(trains.shape[0]):
+        s = trains[t]
+        if np.any(s):
+            acc += float(w[t]) * (s.astype(np.float64) @ weight.T)
+    return np.asarray(vth, np.float64) * acc
+
+
+def _check(c: np.ndarray, coding: str) -> None:
+    if coding not in CODINGS:
+        raise InvalidData(f"unknown spike coding {coding!r} (use one of {', '.join(CODINGS)})")
+    if coding == "binary" and c.size and int(c.min()) < 0:
+        raise InvalidData("binary spike coding takes unsigned activations only; this input has negative "
+                          "counts (use ternary, bitwise or graded coding)")
