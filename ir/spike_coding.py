@@ -143,3 +143,48 @@ def _check(c: np.ndarray, coding: str) -> None:
     if coding == "binary" and c.size and int(c.min()) < 0:
         raise InvalidData("binary spike coding takes unsigned activations only; this input has negative "
                           "counts (use ternary, bitwise or graded coding)")
+
+
+def events_per_entry(c: np.ndarray, coding: str, t_steps: int | None = None) -> np.ndarray:
+    """Non-zero events of each entry's train (int64), without expanding: |c| for binary and
+    ternary, the set bits of the two's complement form in T bits for bitwise, one per non-zero
+    count for graded."""
+    c = np.asarray(c, np.int64)
+    _check(c, coding)
+    if coding in ("binary", "ternary"):
+        return np.abs(c)
+    if coding == "graded":
+        return (c != 0).astype(np.int64)
+    t_steps = steps(c, coding) if t_steps is None else int(t_steps)
+    unsigned = np.where(c < 0, c + (1 << t_steps), c).astype(np.uint64)
+    return np.bitwise_count(unsigned).astype(np.int64) if hasattr(np, "bitwise_count") else \
+        np.array([bin(int(u)).count("1") for u in unsigned.reshape(-1)], np.int64).reshape(c.shape)
+
+
+def stats(c: np.ndarray, coding: str, t_steps: int | None = None, window: int = 3) -> dict:
+    """The coding's activity over the counts ``c`` (every entry is one channel of one token):
+
+    * ``spikes_per_channel``: events / entries (SpikingBrain's "average spikes": 1.13 there);
+    * ``silent_share``: entries whose count is 0 (no event at all);
+    * ``share_counts_le_7``: entries with |c| <= 7;
+    * ``sparsity``: zeros / (entries x T) of the expanded tensor, T = ``steps``;
+    * ``sparsity_step3``: the report's "step size 3" convention as snc reads it (the report does
+      not give the rule): each entry's train in a ``window`` of 3 steps, unused steps filled with
+      zeros, an entry with more than 3 events counting 3: 1 - sum min(events, 3) / (3 entries).
+    """
+    c = np.asarray(c, np.int64)
+    t_steps = steps(c, coding) if t_steps is None else int(t_steps)
+    ev = events_per_entry(c, coding, t_steps)
+    n = max(1, c.size)
+    total = int(ev.sum())
+    return {
+        "coding": coding,
+        "steps": t_steps,
+        "spikes_per_channel": total / n,
+        "silent_share": float(np.count_nonzero(c == 0)) / n,
+        "share_counts_le_7": float(np.count_nonzero(np.abs(c) <= 7)) / n,
+        "sparsity": 1.0 - total / (n * t_steps) if t_steps else 1.0,
+        "sparsity_step3": 1.0 - float(np.minimum(ev, window).sum()) / (n * window),
+        "events": total,
+        "entries": int(c.size),
+    }
