@@ -101,3 +101,13 @@ def all_blocks(graph) -> dict[str, list[Block]]:
     for r in mapping.get("cores", ()):
         out.setdefault(r["population"], []).append(Block(r["population"], int(r["start"]), int(r["stop"]), int(r["core"])))
     return {p: sorted(b, key=lambda x: x.start) for p, b in out.items()}
+
+
+def set_blocks(graph, placed: dict[str, list[tuple[int, int, int]]]) -> None:
+    """Write a hand-made placement: ``placed[population] = [(start, stop, core), ...]`` become
+    the mapping's per-core rows (other mapping keys, if any, stay)."""
+    mapping = dict(graph.meta.get("mapping") or {})
+    rows = [{"core": int(core), "population": pop, "start": int(start), "stop": int(stop)}
+            for pop, blocks_ in placed.items() for start, stop, core in blocks_]
+    mapping["cores"] = sorted(rows, key=lambda r: r["core"])
+    graph.meta["mapping"] = mapping

@@ -18,7 +18,13 @@ projection sums event by event:
   bitwise    bit T-1-t of c in two's complement   -2**(T-1) for t = 0 (the    bits of the widest c
              (MSB first; values 0/1)              sign bit), else 2**(T-1-t)  (sign bit included)
   graded     c itself, one event if c != 0        1                           1
+  bitwise_   sign(c) x bit T-1-t of |c|           2**(T-1-t)                  bits of max |c|
+  ternary    (MSB first; values -1/0/1)
   =========  ===================================  ==========================  ====================
+
+  (``bitwise_ternary`` is the report's "bitwise-ternary expansion": one signed event per set bit
+  of |c|, SpikingBrain's 1.13 spikes per channel; two's complement ``bitwise`` spends many more
+  events on small negative counts, -1 being all ones)
 
   so that sum_t w_t s_t = c exactly, and a projection computes V_th * sum_t w_t (W s_t) =
   W (V_th c). A graded event carries c as its payload (Loihi 2: 8 to 24 bits, signed here).
@@ -32,7 +38,7 @@ import numpy as np
 
 from snc.errors import InvalidData
 
-CODINGS = ("binary", "ternary", "bitwise", "graded")
+CODINGS = ("binary", "ternary", "bitwise", "graded", "bitwise_ternary")
 PAYLOAD_BITS = (8, 24)  # Loihi 2 graded spikes: the payloads configured in practice (up to 32 possible)
 
 
@@ -75,14 +81,16 @@ def steps(c: np.ndarray, coding: str) -> int:
         return int(np.abs(c).max(initial=0))
     if coding == "bitwise":
         return _bits(c)
+    if coding == "bitwise_ternary":
+        return int(np.abs(c).max(initial=0)).bit_length()
     return 1
 
 
 def weights(coding: str, t_steps: int) -> np.ndarray:
     """The per-step weights w_t (int64): sum_t w_t s_t = c."""
-    if coding == "bitwise":
+    if coding in ("bitwise", "bitwise_ternary"):
         w = 2 ** np.arange(t_steps - 1, -1, -1, dtype=np.int64)
-        if t_steps:
+        if t_steps and coding == "bitwise":
             w[0] = -w[0]
         return w
     return np.ones(t_steps, np.int64)
@@ -111,6 +119,8 @@ def expand(c: np.ndarray, coding: str, t_steps: int | None = None, payload_bits:
         return (t < c).astype(np.int8)
     if coding == "ternary":
         return (np.sign(c) * (t < np.abs(c))).astype(np.int8)
+    if coding == "bitwise_ternary":
+        return (np.sign(c) * ((np.abs(c) >> (t_steps - 1 - t)) & 1)).astype(np.int8)
     # bitwise: two's complement in t_steps bits, MSB first
     unsigned = np.where(c < 0, c + (1 << t_steps), c)
     return ((unsigned >> (t_steps - 1 - t)) & 1).astype(np.int8)
@@ -147,8 +157,8 @@ def _check(c: np.ndarray, coding: str) -> None:
 
 def events_per_entry(c: np.ndarray, coding: str, t_steps: int | None = None) -> np.ndarray:
     """Non-zero events of each entry's train (int64), without expanding: |c| for binary and
-    ternary, the set bits of the two's complement form in T bits for bitwise, one per non-zero
-    count for graded."""
+    ternary, the set bits of the two's complement form in T bits for bitwise (of |c| for
+    bitwise_ternary), one per non-zero count for graded."""
     c = np.asarray(c, np.int64)
     _check(c, coding)
     if coding in ("binary", "ternary"):
@@ -156,7 +166,10 @@ def events_per_entry(c: np.ndarray, coding: str, t_steps: int | None = None) -> 
     if coding == "graded":
         return (c != 0).astype(np.int64)
     t_steps = steps(c, coding) if t_steps is None else int(t_steps)
-    unsigned = np.where(c < 0, c + (1 << t_steps), c).astype(np.uint64)
+    if coding == "bitwise_ternary":
+        unsigned = np.abs(c).astype(np.uint64)
+    else:
+        unsigned = np.where(c < 0, c + (1 << t_steps), c).astype(np.uint64)
     return np.bitwise_count(unsigned).astype(np.int64) if hasattr(np, "bitwise_count") else \
         np.array([bin(int(u)).count("1") for u in unsigned.reshape(-1)], np.int64).reshape(c.shape)
 

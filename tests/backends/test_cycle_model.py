@@ -9,6 +9,7 @@ import snc.ir as ir
 from snc.backends.sim import build_plan, simulate
 from snc.backends.sim.cycle_model import CycleModel
 from snc.hw import load_profile, parse_profile
+from snc.ir.annotations import set_blocks
 
 
 def _profile(**over):
@@ -42,9 +43,7 @@ def _network(rng):
     g.outputs = ["out"]
     # Hand-made mapping: h1 in two blocks on cores 0 and 5 (other chip? no: 8 cores per chip);
     # h2 split over core 3 and core 9 (second chip); readout on core 14.
-    g.nodes["h1"].meta["mapping"] = {"blocks": [[0, 12, 0], [12, 20, 5]]}
-    g.nodes["h2"].meta["mapping"] = {"blocks": [[0, 6, 3], [6, 12, 9]]}
-    g.nodes["out"].meta["mapping"] = {"blocks": [[0, 4, 14]]}
+    set_blocks(g, {"h1": [(0, 12, 0), (12, 20, 5)], "h2": [(0, 6, 3), (6, 12, 9)], "out": [(0, 4, 14)]})
     return g, {"d1": w1, "d2": w2, "d3": w3}
 
 
@@ -141,8 +140,7 @@ def test_all_inclusive_profile_counts_synaptic_events_only():
     rng = np.random.default_rng(1)
     g, w = _network(rng)
     tn = load_profile("truenorth")
-    for pop, blocks in (("h1", [[0, 20, 0]]), ("h2", [[0, 12, 1]]), ("out", [[0, 4, 2]])):
-        g.nodes[pop].meta["mapping"] = {"blocks": blocks}
+    set_blocks(g, {"h1": [(0, 20, 0)], "h2": [(0, 12, 1)], "out": [(0, 4, 2)]})
     model = CycleModel(g, build_plan(g), tn)
     x = (rng.random((3, 10, 10)) < 0.5).astype(np.float32)
     r = simulate(g, x, timesteps=10, recorders=[model.recorder])

@@ -6,7 +6,7 @@ import numpy as np
 
 import snc.ir as ir
 from snc.ir import artifact
-from snc.ir.annotations import Block, MaxPoolPart, all_blocks, blocks, is_maxpool_construct, maxpool_part, with_maxpool_part
+from snc.ir.annotations import Block, MaxPoolPart, all_blocks, blocks, is_maxpool_construct, maxpool_part, set_blocks, with_maxpool_part
 
 
 def _graph_with_parts() -> ir.Graph:
@@ -44,3 +44,11 @@ def test_blocks_come_from_the_one_mapping():
         {"core": 5, "population": "u", "start": 0, "stop": 9}]}
     assert blocks(g, "u") == [Block("u", 0, 9, 5), Block("u", 9, 18, 0)]
     assert list(all_blocks(g)) == ["u", "out"] and all_blocks(g)["out"] == [Block("out", 0, 4, 1)]
+
+
+def test_a_hand_made_placement_reads_back():
+    g = _graph_with_parts()
+    g.meta["mapping"] = {"hw": "loihi"}
+    set_blocks(g, {"u": [(0, 9, 3), (9, 18, 1)]})
+    assert g.meta["mapping"]["hw"] == "loihi"
+    assert blocks(g, "u") == [Block("u", 0, 9, 3), Block("u", 9, 18, 1)]

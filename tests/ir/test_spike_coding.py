@@ -52,6 +52,17 @@ def test_bitwise_is_twos_complement_msb_first():
     np.testing.assert_array_equal(sc.decode(sc.expand(c, "bitwise", 7), "bitwise"), c)
 
 
+def test_bitwise_ternary_is_signed_bits_of_the_magnitude():
+    c = np.array([-3, 0, 2, 5, -1])  # |c| in 3 bits: 011, 000, 010, 101, 001, each with c's sign
+    assert sc.steps(c, "bitwise_ternary") == 3
+    np.testing.assert_array_equal(sc.weights("bitwise_ternary", 3), [4, 2, 1])
+    np.testing.assert_array_equal(sc.expand(c, "bitwise_ternary").T,
+                                  [[0, -1, -1], [0, 0, 0], [0, 1, 0], [1, 0, 1], [0, 0, -1]])
+    assert sc.events_per_entry(c, "bitwise_ternary").tolist() == [2, 0, 1, 2, 1]
+    assert sc.events_per_entry(c, "bitwise").tolist() == [3, 0, 1, 2, 4]  # -1 = 1111: four events
+    assert sc.steps(np.zeros(3, np.int64), "bitwise_ternary") == 0
+
+
 def test_graded_is_one_event_with_the_count_as_payload():
     c = np.array([0, -7, 100])
     assert sc.steps(c, "graded") == 1
@@ -60,7 +71,7 @@ def test_graded_is_one_event_with_the_count_as_payload():
         sc.expand(np.array([128]), "graded", payload_bits=8)
 
 
-@pytest.mark.parametrize("coding", ["binary", "ternary", "bitwise", "graded"])
+@pytest.mark.parametrize("coding", ["binary", "ternary", "bitwise", "graded", "bitwise_ternary"])
 def test_decoding_is_exact_including_very_large_counts(coding):
     big = np.array([0, 3, 2**20 + 1, 7]) if coding in ("binary", "ternary") else np.array([0, -(2**40), 2**40 - 1, -1, 5])
     if coding == "ternary":
@@ -83,7 +94,7 @@ def test_fewer_steps_than_needed_is_an_error():
         sc.steps(np.array([1]), "quaternary")
 
 
-@pytest.mark.parametrize("coding", ["ternary", "bitwise", "graded"])
+@pytest.mark.parametrize("coding", ["ternary", "bitwise", "graded", "bitwise_ternary"])
 def test_projection_reconstructs_the_quantised_product_exactly(coding):
     rng = np.random.default_rng(0)
     x = rng.normal(0, 1, (5, 3, 16))  # (batch, tokens, hidden)

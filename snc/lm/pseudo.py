@@ -1,0 +1,98 @@
+"""Pseudo-spiking evaluation of a PyTorch language model: the input of every chosen projection
+(``nn.Linear``) is replaced by V_th x count, the value its spike trains reconstruct exactly
+(snc.ir.spike_coding), which is how SpikingBrain runs its coded models on GPUs. The counts
+seen by each projection are gathered for the coding statistics of snc.ir.spike_coding.stats.
+
+    with coded(model, k=3.0, coding="ternary") as probe:
+        logits = model(tokens)
+    probe.layers()  # per projection: spikes_per_channel, silent_share, ..., effective_acs
+"""
+from __future__ import annotations
+
+from contextlib import contextmanager
+
+import numpy as np
+import torch
+
+from snc.ir import spike_coding as sc
+
+
+class Probe:
+    """Per projection: events, entries, silent entries, entries with |c| <= 7, the events an
+    entry would have in a 3-step window, the steps its coding needed (max over batches),
+    clipped entries, and the projection's shape."""
+
+    def __init__(self, coding: str, k: float, max_count: int | None) -> None:
+        self.coding, self.k, self.max_count = coding, k, max_count
+        self.acc: dict[str, dict] = {}
+
+    def add(self, name: str, c: np.ndarray, n_in: int, n_out: int, clipped: float) -> None:
+        a = self.acc.setdefault(name, {"events": 0, "entries": 0, "silent": 0, "le7": 0, "win3": 0, "steps": 0,
+                                        "clipped": 0.0, "n_in": n_in, "n_out": n_out, "tokens": 0})
+        t = sc.steps(c, self.coding)
+        ev = sc.events_per_entry(c, self.coding, t)
+        a["events"] += int(ev.sum())
+        a["entries"] += int(c.size)
+        a["tokens"] += int(c.size // n_in)
+        a["silent"] += int(np.count_nonzero(c == 0))
+        a["le7"] += int(np.count_nonzero(np.abs(c) <= 7))
+        a["win3"] += int(np.minimum(ev, 3).sum())
+        a["steps"] = max(a["steps"], t)
+        a["clipped"] += clipped * c.size
+
+    def layers(self) -> dict[str, dict]:
+        out = {}
+        for name, a in self.acc.items():
+            n, t = max(1, a["entries"]), max(1, a["steps"])
+            out[name] = {
+                "coding": self.coding, "k": self.k, "steps": a["steps"],
+                "spikes_per_channel": a["events"] / n, "silent_share": a["silent"] / n,
+                "share_counts_le_7": a["le7"] / n, "sparsity": 1.0 - a["events"] / (n * t),
+                "sparsity_step3": 1.0 - a["win3"] / (3 * n), "clipped_share": a["clipped"] / n,
+                "effective_acs": a["events"] * a["n_out"], "effective_macs": a["entries"] * a["n_out"],
+                "tokens": a["tokens"], "events": a["events"], "entries": a["entries"],
+            }
+        return out
+
+    def totals(self) -> dict:
+        acc = self.acc.values()
+        n = max(1, sum(a["entries"] for a in acc))
+        events = sum(a["events"] for a in acc)
+        cells = sum(a["entries"] * max(1, a["steps"]) for a in acc)
+        return {
+            "coding": self.coding, "k": self.k, "steps": max((a["steps"] for a in acc), default=0),
+            "spikes_per_channel": events / n, "silent_share": sum(a["silent"] for a in acc) / n,
+            "share_counts_le_7": sum(a["le7"] for a in acc) / n, "sparsity": 1.0 - events / max(1, cells),
+            "sparsity_step3": 1.0 - sum(a["win3"] for a in acc) / (3 * n),
+            "effective_acs": sum(a["events"] * a["n_out"] for a in acc),
+            "effective_macs": sum(a["entries"] * a["n_out"] for a in acc),
+        }
+
+
+@contextmanager
+def coded(model: torch.nn.Module, *, k: float = 3.0, coding: str = "ternary", max_count: int | None = None,
+          projections: dict[str, torch.nn.Linear] | None = None):
+    """Within the block, every projection (default: every ``nn.Linear`` of ``model``) sees
+    V_th x round(x / V_th) with V_th = mean(|x|) / k per token (snc.ir.spike_coding)."""
+    if projections is None:
+        projections = {n: m for n, m in model.named_modules() if isinstance(m, torch.nn.Linear)}
+    probe = Probe(coding, k, max_count)
+    handles = []
+
+    def hook_for(name: str, layer: torch.nn.Linear):
+        def hook(module, args):
+            (x,) = args
+            xn = x.detach().to(torch.float64).numpy()
+            vth = sc.adaptive_threshold(xn, k)
+            c, clipped = sc.counts(xn, vth, max_count)
+            probe.add(name, c, layer.in_features, layer.out_features, clipped)
+            return (torch.from_numpy(vth * c).to(x.dtype),)
+        return hook
+
+    for name, layer in projections.items():
+        handles.append(layer.register_forward_pre_hook(hook_for(name, layer)))
+    try:
+        yield probe
+    finally:
+        for h in handles:
+            h.remove()
