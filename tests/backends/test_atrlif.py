@@ -10,6 +10,8 @@ import snc
 import snc.ir as ir
 from snc.backends.sim import simulate
 
+from .recurrent_graphs import recurrent
+
 F = np.float32
 PARAMS = dict(decay_current=0.25, decay_voltage=0.125, decay_threshold=0.0625, decay_refractory=0.5)
 
@@ -17,18 +19,8 @@ PARAMS = dict(decay_current=0.25, decay_voltage=0.125, decay_threshold=0.0625, d
 def _net(rng, delay, threshold_step=0.75, **params):
     w_in = (rng.integers(-2, 7, (6, 4)) / 4).astype(np.float32)
     w_rec = (rng.integers(-3, 3, (6, 6)) / 4).astype(np.float32)
-    g = ir.Graph("atrlif")
-    g.add("x", ir.Input(shape=(4,), encoding="spikes"))
-    g.add("ff", ir.Dense(weight=w_in), ["x"])
-    g.add("sum", ir.Add(), ["ff"])
-    g.add("h", ir.ATRLIF(shape=(6,), threshold=1.5, threshold_step=threshold_step, **{**PARAMS, **params}), ["sum"])
-    g.add("rec", ir.Dense(weight=w_rec), ["h"])
-    g.add("z", ir.Delay(steps=delay), ["rec"])
-    g.set_inputs("sum", ["ff", "z"])
-    g.add("o", ir.Dense(weight=np.ones((2, 6), np.float32)), ["h"])
-    g.add("out", ir.Readout(shape=(2,)), ["o"])
-    g.outputs = ["out"]
-    return g, w_in, w_rec
+    h = ir.ATRLIF(shape=(6,), threshold=1.5, threshold_step=threshold_step, **{**PARAMS, **params})
+    return recurrent(h, w_in, w_rec, delay, np.ones((2, 6), np.float32), "atrlif"), w_in, w_rec
 
 
 def test_float_matches_the_equations():

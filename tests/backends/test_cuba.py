@@ -11,6 +11,7 @@ import snc
 import snc.ir as ir
 from snc.backends.sim import simulate
 
+from .recurrent_graphs import recurrent
 from .snntorch_ref import rleaky_spikes
 
 F = np.float32
@@ -26,17 +27,8 @@ VARIANTS = {
 def _rnn(rng, params, delay):
     w_in = (rng.integers(-2, 7, (6, 4)) / 4).astype(np.float32)
     w_rec = (rng.integers(-3, 4, (6, 6)) / 4).astype(np.float32)
-    g = ir.Graph("cuba")
-    g.add("x", ir.Input(shape=(4,), encoding="spikes"))
-    g.add("ff", ir.Dense(weight=w_in), ["x"])
-    g.add("sum", ir.Add(), ["ff"])
-    g.add("h", ir.CubaLIF(shape=(6,), threshold=1.5, decay_current=0.5, decay_voltage=0.25, **params), ["sum"])
-    g.add("rec", ir.Dense(weight=w_rec), ["h"])
-    g.add("z", ir.Delay(steps=delay), ["rec"])
-    g.set_inputs("sum", ["ff", "z"])
-    g.add("out_w", ir.Dense(weight=(rng.integers(-2, 3, (3, 6)) / 2).astype(np.float32)), ["h"])
-    g.add("out", ir.Readout(shape=(3,)), ["out_w"])
-    g.outputs = ["out"]
+    h = ir.CubaLIF(shape=(6,), threshold=1.5, decay_current=0.5, decay_voltage=0.25, **params)
+    g = recurrent(h, w_in, w_rec, delay, (rng.integers(-2, 3, (3, 6)) / 2).astype(np.float32), "cuba")
     return g, w_in, w_rec
 
 
@@ -242,15 +234,8 @@ def test_recurrent_cuba_lif_matches_lava_spike_for_spike(delay, dc, dv):
     rng = np.random.default_rng(delay)
     w_in = (rng.integers(-2, 7, (6, 4)) / 4).astype(np.float32)
     w_rec = (rng.integers(-3, 4, (6, 6)) / 4).astype(np.float32)
-    g = ir.Graph("cuba-lava")
-    g.add("x", ir.Input(shape=(4,), encoding="spikes"))
-    g.add("ff", ir.Dense(weight=w_in), ["x"])
-    g.add("sum", ir.Add(), ["ff"])
-    g.add("h", ir.CubaLIF(shape=(6,), threshold=1.5, decay_current=dc, decay_voltage=dv, reset="zero"), ["sum"])
-    g.add("rec", ir.Dense(weight=w_rec), ["h"])
-    g.add("z", ir.Delay(steps=delay), ["rec"])
-    g.set_inputs("sum", ["ff", "z"])
-    _readout(g, "h", 6)
+    h = ir.CubaLIF(shape=(6,), threshold=1.5, decay_current=dc, decay_voltage=dv, reset="zero")
+    g = recurrent(h, w_in, w_rec, delay, np.ones((2, 6), np.float32), "cuba-lava")
     steps, n = 24, 4
     x = (rng.random((n, steps, 4)) < 0.4).astype(np.float32)
     q = snc.compile(g, x, passes=("quantize",), timesteps=steps)
