@@ -31,7 +31,7 @@ class Config:
     heads: int = 4
     mlp: int = 256
     window: int = 32
-    context: int = 128
+    context: int = 64
 
     @property
     def head_dim(self) -> int:
@@ -149,7 +149,9 @@ def train(cfg: Config, text: np.ndarray, *, steps: int, batch: int = 32, lr: flo
     torch.manual_seed(seed)
     model = ByteLM(cfg)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.1)
+    warm = max(1, steps // 10)  # linear warm-up, then cosine decay to 10 %
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda i: (i + 1) / warm if i < warm else 0.1 + 0.45 * (1 + math.cos(math.pi * (i - warm) / max(1, steps - warm))))
     rng = np.random.default_rng(seed)
     model.train()
     for step in range(steps):
@@ -162,6 +164,6 @@ def train(cfg: Config, text: np.ndarray, *, steps: int, batch: int = 32, lr: flo
         opt.step()
         sched.step()
         if progress is not None:
-            progress(step + 1, steps, float(loss))
+            progress(step + 1, steps, float(loss.detach()))
     model.eval()
     return model

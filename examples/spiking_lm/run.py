@@ -111,14 +111,15 @@ def write_docs(results: dict, docs: Path, meta: dict) -> None:
     (docs / "spiking_lm_results.md").write_text("\n".join(lines) + "\n")
 
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
-    for coding, marker in zip(CODINGS, "os^"):
+    for i, (coding, marker) in enumerate(zip(CODINGS, "os^")):
         rows = [results[f"{coding}@{k}"] for k in KS]
-        axes[0].plot(KS, [100 * (r["perplexity"] / base - 1) for r in rows], marker=marker, label=coding)
-        axes[1].plot(KS, [100 * r["totals"]["sparsity"] for r in rows], marker=marker, label=f"{coding}")
-        axes[1].plot(KS, [100 * r["totals"]["sparsity_step3"] for r in rows], marker=marker, linestyle="--",
+        color = f"C{i}"
+        axes[0].plot(KS, [100 * (r["perplexity"] / base - 1) for r in rows], marker=marker, color=color, label=coding)
+        axes[1].plot(KS, [100 * r["totals"]["sparsity"] for r in rows], marker=marker, color=color, label=f"{coding}")
+        axes[1].plot(KS, [100 * r["totals"]["sparsity_step3"] for r in rows], marker=marker, color=color, linestyle="--",
                      label=f"{coding} (step 3)")
-        axes[2].plot(KS, [r["totals"]["spikes_per_channel"] for r in rows], marker=marker, label=coding)
-    axes[0].set(xlabel="k", ylabel="perplexity increase (%)", title="Quality cost")
+        axes[2].plot(KS, [r["totals"]["spikes_per_channel"] for r in rows], marker=marker, color=color, label=coding)
+    axes[0].set(xlabel="k", ylabel="perplexity increase (%)", title="Quality cost (codings are lossless: one curve)")
     axes[1].set(xlabel="k", ylabel="sparsity (%)", title="Sparsity")
     axes[2].set(xlabel="k", ylabel="spikes per channel", title="Activity")
     for ax in axes:

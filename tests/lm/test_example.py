@@ -1,0 +1,30 @@
+"""The spiking-LM example at a reduced size (CI): it trains, evaluates the float model and every
+coding and k, and writes its results, tables and plot; the report's JSON keys are present."""
+from __future__ import annotations
+
+import json
+import math
+
+from examples.spiking_lm import run
+
+KEYS = {"spikes_per_channel", "silent_share", "share_counts_le_7", "sparsity", "sparsity_step3", "effective_acs",
+        "effective_macs", "energy_j", "coding", "k", "steps"}
+
+
+def test_reduced_example_runs_and_reports(tmp_path):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    assert run.main(["--steps", "30", "--text-bytes", "60000", "--eval-windows", "4", "--hidden", "32",
+                     "--layers", "2", "--out", str(tmp_path / "out"), "--docs", str(docs)]) == 0
+    doc = json.loads((tmp_path / "out" / "results.json").read_text())
+    results = doc["results"]
+    base = results["float"]["perplexity"]
+    assert 1.0 < base < 256.0  # better than uniform over bytes after 30 steps
+    for coding in run.CODINGS:
+        for k in run.KS:
+            r = results[f"{coding}@{k}"]
+            assert KEYS <= set(r["totals"]), coding
+            assert math.isfinite(r["perplexity"])
+            assert all(KEYS <= set(row) for row in r["layers"].values())
+            assert len(r["layers"]) == 8 + 7  # q, k, v, o, gate, up, down per block; g in the linear block
+    assert (docs / "spiking_lm_results.md").exists() and (docs / "spiking_lm_k_sweep.png").stat().st_size > 1000
