@@ -201,3 +201,28 @@ def stats(c: np.ndarray, coding: str, t_steps: int | None = None, window: int = 
         "events": total,
         "entries": int(c.size),
     }
+
+
+def w8_weights(weight: np.ndarray, group: int = 128) -> tuple[np.ndarray, np.ndarray]:
+    """W8ASpike's weights: symmetric INT8 with one scale per output row and per group of
+    ``group`` input channels (the last group may be shorter). Returns (int8 weights (n_out, n_in),
+    scales (n_out, groups), float64). A group of zeros gets scale 1 (its weights stay 0)."""
+    weight = np.asarray(weight, np.float64)
+    if weight.ndim != 2 or group < 1:
+        raise InvalidData(f"W8 weights need a (n_out, n_in) matrix and a group >= 1, got {weight.shape} and {group}")
+    n_out, n_in = weight.shape
+    groups = -(-n_in // group)
+    padded = np.zeros((n_out, groups * group))
+    padded[:, :n_in] = weight
+    blocks = padded.reshape(n_out, groups, group)
+    peak = np.abs(blocks).max(axis=2)
+    scales = np.where(peak > 0, peak / 127.0, 1.0)
+    q = np.clip(np.rint(blocks / scales[:, :, None]), -127, 127).astype(np.int8)
+    return q.reshape(n_out, -1)[:, :n_in], scales
+
+
+def w8_dequantized(weight: np.ndarray, group: int = 128) -> np.ndarray:
+    """The float weights a W8ASpike layer computes with: int8 x its group's scale."""
+    q, scales = w8_weights(weight, group)
+    n_in = q.shape[1]
+    return q.astype(np.float64) * np.repeat(scales, group, axis=1)[:, :n_in]

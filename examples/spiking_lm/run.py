@@ -74,6 +74,8 @@ def evaluate(model: ByteLM, x: np.ndarray, y: np.ndarray, macs: dict, ops: energ
             tot["effective_macs"] = macs["dense"]  # per token: what stays MACs
             tot["energy_j"] = tot["effective_acs"] * ops.add + macs["dense"] * ops.mac["fp16"]
             out[f"{coding}@{k}"] = {"perplexity": ppl, "totals": tot, "layers": layers}
+    with coded(model, k=3.0, coding="ternary", projections=model.projections(), w8_group=128):
+        out["w8aspike@3.0"] = {"perplexity": perplexity(model, x, y)}  # INT8 weights per row and 128 channels
     return out
 
 
@@ -97,7 +99,10 @@ def write_docs(results: dict, docs: Path, meta: dict) -> None:
             lines.append(f"| {coding} | {k} | {r['perplexity']:.3f} | {100 * (r['perplexity'] / base - 1):+.2f} % | "
                          f"{t['spikes_per_channel']:.3f} | {100 * t['silent_share']:.1f} % | {100 * t['share_counts_le_7']:.1f} % | "
                          f"{100 * t['sparsity']:.1f} % | {100 * t['sparsity_step3']:.1f} % | {t['steps']} | {t['energy_j']:.3g} |")
-    lines += ["", f"Float model, every projection as FP16 MACs: {results['float']['energy_j']:.3g} J per token.", ""]
+    w8 = results["w8aspike@3.0"]["perplexity"]
+    lines += ["", f"Float model, every projection as FP16 MACs: {results['float']['energy_j']:.3g} J per token.", "",
+              f"W8ASpike (k = 3 coding and symmetric INT8 weights per output row and group of 128 input channels): "
+              f"perplexity {w8:.3f} ({100 * (w8 / base - 1):+.2f} %).", ""]
     for coding in CODINGS:
         r = results[f"{coding}@3.0"]
         lines += [f"### Per layer, {coding} coding, k = 3", "",
@@ -168,9 +173,9 @@ def main(argv=None) -> int:
             "params": sum(p.numel() for p in model.parameters()), "eval_tokens": int(y.size), "macs_per_token": macs}
     (out / "results.json").write_text(json.dumps({"meta": meta, "results": results}, indent=1))
     base = results["float"]["perplexity"]
-    print(f"float perplexity {base:.3f}")
+    print(f"float perplexity {base:.3f}; W8ASpike at k = 3: {results['w8aspike@3.0']['perplexity']:.3f}")
     for key, r in results.items():
-        if key != "float":
+        if "totals" in r:
             t = r["totals"]
             print(f"{key:14s} perplexity {r['perplexity']:.3f} ({100 * (r['perplexity'] / base - 1):+.2f} %)  "
                   f"spikes/channel {t['spikes_per_channel']:.3f}  sparsity {100 * t['sparsity']:.1f} %  "

@@ -66,7 +66,7 @@ ANN_KEYS: dict[str, tuple[Any, bool]] = {
     "energy_mac_fp16": (_NUM, True),
     "energy_mac_int8": (_NUM, True),
 }
-OPTIONAL_KEYS = {"max_chips": (_INT, True), "graded_spike_bits": (_INT, True)}
+OPTIONAL_KEYS = {"max_chips": (_INT, True), "graded_spike_bits": (_INT, True), "max_synapses_per_chip": (_INT, True)}
 
 
 @dataclass(frozen=True)

@@ -71,13 +71,22 @@ class Probe:
 
 @contextmanager
 def coded(model: torch.nn.Module, *, k: float = 3.0, coding: str = "ternary", max_count: int | None = None,
-          projections: dict[str, torch.nn.Linear] | None = None):
+          projections: dict[str, torch.nn.Linear] | None = None, w8_group: int | None = None):
     """Within the block, every projection (default: every ``nn.Linear`` of ``model``) sees
-    V_th x round(x / V_th) with V_th = mean(|x|) / k per token (snc.ir.spike_coding)."""
+    V_th x round(x / V_th) with V_th = mean(|x|) / k per token (snc.ir.spike_coding); with
+    ``w8_group`` its weights are also W8ASpike's (symmetric INT8 per output row and group of
+    input channels), restored afterwards."""
     if projections is None:
         projections = {n: m for n, m in model.named_modules() if isinstance(m, torch.nn.Linear)}
     probe = Probe(coding, k, max_count)
     handles = []
+    saved = {}
+    if w8_group is not None:
+        with torch.no_grad():
+            for name, layer in projections.items():
+                saved[name] = layer.weight.detach().clone()
+                w8 = sc.w8_dequantized(layer.weight.detach().double().numpy(), w8_group)
+                layer.weight.copy_(torch.from_numpy(w8).to(layer.weight.dtype))
 
     def hook_for(name: str, layer: torch.nn.Linear):
         def hook(module, args):
@@ -96,3 +105,6 @@ def coded(model: torch.nn.Module, *, k: float = 3.0, coding: str = "ternary", ma
     finally:
         for h in handles:
             h.remove()
+        with torch.no_grad():
+            for name, weight in saved.items():
+                projections[name].weight.copy_(weight)

@@ -107,3 +107,17 @@ def test_projection_reconstructs_the_quantised_product_exactly(coding):
     vth = sc.adaptive_threshold(x, k=3)
     c, _ = sc.counts(x, vth)
     np.testing.assert_allclose(sc.project(w, sc.expand(c, coding), vth, coding), (vth * c) @ w.T, rtol=1e-12)
+
+
+def test_w8_weights_per_row_and_group_by_hand():
+    w = np.array([[1.27, -0.635, 0.0, 2.54, 1.0],
+                  [0.0, 0.0, 0.0, -0.5, 0.25]])
+    q, scales = sc.w8_weights(w, group=3)  # groups: channels 0-2 and 3-4
+    np.testing.assert_allclose(scales, [[0.01, 0.02], [1.0, 0.5 / 127]])  # an all-zero group keeps scale 1
+    np.testing.assert_array_equal(q, [[127, -64, 0, 127, 50], [0, 0, 0, -127, 64]])  # -63.5 and 63.5 round to even
+    np.testing.assert_allclose(sc.w8_dequantized(w, 3), q * np.array([[0.01] * 3 + [0.02] * 2, [1.0] * 3 + [0.5 / 127] * 2]))
+    big = np.random.default_rng(0).normal(size=(4, 300))
+    err = np.abs(sc.w8_dequantized(big) - big)
+    q, scales = sc.w8_weights(big)
+    assert scales.shape == (4, 3) and q.dtype == np.int8 and np.abs(q).max() == 127
+    assert np.all(err <= np.repeat(scales, 128, axis=1)[:, :300] / 2 + 1e-15)  # at most half a step

@@ -27,4 +27,5 @@ def test_reduced_example_runs_and_reports(tmp_path):
             assert math.isfinite(r["perplexity"])
             assert all(KEYS <= set(row) for row in r["layers"].values())
             assert len(r["layers"]) == 8 + 7  # q, k, v, o, gate, up, down per block; g in the linear block
+    assert math.isfinite(results["w8aspike@3.0"]["perplexity"])
     assert (docs / "spiking_lm_results.md").exists() and (docs / "spiking_lm_k_sweep.png").stat().st_size > 1000
