@@ -108,3 +108,49 @@ def coded(model: torch.nn.Module, *, k: float = 3.0, coding: str = "ternary", ma
         with torch.no_grad():
             for name, weight in saved.items():
                 projections[name].weight.copy_(weight)
+
+
+@contextmanager
+def simulated(model: torch.nn.Module, *, k: float = 3.0, coding: str = "ternary",
+              projections: dict[str, torch.nn.Linear] | None = None):
+    """Within the block, every projection runs event by event in snc's spiking simulator: its
+    input is coded (as ``coded``), the spike trains drive the projection lowered to a spiking
+    graph (snc.lm.lower), and its output is V_th x T x the readout (plus the layer's bias). The
+    rest of the model (norms, attention products, gates) stays dense, in torch. Yields a dict
+    projection -> {"events": input events, "synops": synaptic operations the simulator counted,
+    "tokens": tokens}."""
+    from snc.backends.sim import simulate
+
+    from . import lower
+
+    if projections is None:
+        projections = {n: m for n, m in model.named_modules() if isinstance(m, torch.nn.Linear)}
+    graphs = {name: lower.projection_graph(layer.weight.detach().numpy().astype(np.float32), coding, name="proj")
+              for name, layer in projections.items()}
+    counts: dict[str, dict] = {name: {"events": 0, "synops": 0, "tokens": 0} for name in projections}
+    handles = []
+
+    def hook_for(name: str, layer: torch.nn.Linear):
+        def hook(module, args, output):
+            (x,) = args
+            lead = x.shape[:-1]
+            xn = x.detach().to(torch.float64).reshape(-1, x.shape[-1]).numpy()
+            trains, vth, t = lower.code(xn, k, coding)
+            r = simulate(graphs[name], lower.spike_input(trains, coding), timesteps=t)
+            y = lower.value(r.outputs["out"], vth, t)
+            if layer.bias is not None:
+                y = y + layer.bias.detach().double().numpy()
+            c = counts[name]
+            c["events"] += int(np.count_nonzero(trains))
+            c["synops"] += int(r.populations["x"].synops.sum())
+            c["tokens"] += len(xn)
+            return torch.from_numpy(y.reshape(*lead, -1)).to(output.dtype)
+        return hook
+
+    for name, layer in projections.items():
+        handles.append(layer.register_forward_hook(hook_for(name, layer)))
+    try:
+        yield counts
+    finally:
+        for h in handles:
+            h.remove()
