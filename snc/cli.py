@@ -573,26 +573,13 @@ def export_cmd(artifact: str, target: str, output: str, timesteps: int | None) -
 def passes_cmd() -> None:
     """List the compiler passes: what each requires and guarantees, and its options (use the
     names with `snc compile --passes`, the options with the Python API's `snc.compile(**options)`)."""
-    from snc.passes import COMMON_OPTIONS, DEFAULT_PIPELINE, REGISTRY
-    from snc.passes.options import describe
+    from snc.report import format_passes
 
-    width = max(len(n) for n in REGISTRY)
-    for name, p in REGISTRY.items():
-        mark = "*" if name in DEFAULT_PIPELINE else " "
-        click.echo(f"{mark} {name.ljust(width)}  {p.description}")
-        contract = []
-        if p.requires:
-            contract.append(f"requires: {', '.join(p.requires)}" + (" (+ fixed-point when a chip is named)" if name == "map" else ""))
-        if p.guarantees:
-            contract.append(f"guarantees: {', '.join(p.guarantees)}")
-        if contract:
-            click.echo(f"  {' ' * width}  {'; '.join(contract)}")
-        cls = p.options_class
-        for opt, typ, default, help_ in describe(cls) if cls is not None else []:
-            click.echo(f"  {' ' * width}    {opt} ({typ}, default {default}): {help_}")
-    click.echo("\ncommon options: " + "; ".join(f"{k}: {v}" for k, v in COMMON_OPTIONS.items()))
-    click.echo(f"* default pipeline: {','.join(DEFAULT_PIPELINE)}")
+    click.echo(format_passes())
 
+
+from snc.lm.cli import lm_group  # noqa: E402  (its commands use handle_errors above)
+main.add_command(lm_group)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -89,3 +89,28 @@ def format_neuron_models() -> str:
                 else f"Lava: {m.lava or 'none'} (not emitted)")
         lines.append(f"{kind.ljust(12)} {origin.ljust(9)} state {','.join(m.state).ljust(width)} runs: {', '.join(runs)}; {lava}")
     return "\n".join(lines)
+
+
+def format_passes() -> str:
+    """``snc passes``: each pass with its contract and options, the common options, the default pipeline."""
+    from snc.passes import COMMON_OPTIONS, DEFAULT_PIPELINE, REGISTRY
+    from snc.passes.options import describe
+
+    out = []
+    width = max(len(n) for n in REGISTRY)
+    for name, p in REGISTRY.items():
+        mark = "*" if name in DEFAULT_PIPELINE else " "
+        out.append(f"{mark} {name.ljust(width)}  {p.description}")
+        contract = []
+        if p.requires:
+            contract.append(f"requires: {', '.join(p.requires)}" + (" (+ fixed-point when a chip is named)" if name == "map" else ""))
+        if p.guarantees:
+            contract.append(f"guarantees: {', '.join(p.guarantees)}")
+        if contract:
+            out.append(f"  {' ' * width}  {'; '.join(contract)}")
+        cls = p.options_class
+        for opt, typ, default, help_ in describe(cls) if cls is not None else []:
+            out.append(f"  {' ' * width}    {opt} ({typ}, default {default}): {help_}")
+    out.append("\ncommon options: " + "; ".join(f"{k}: {v}" for k, v in COMMON_OPTIONS.items()))
+    out.append(f"* default pipeline: {','.join(DEFAULT_PIPELINE)}")
+    return "\n".join(out)
