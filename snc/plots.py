@@ -133,3 +133,24 @@ def estimate_plots(est, profiles, folder: Path, sample: int = 0) -> list[Path]:
         out.append(core_utilisation(est.mapped[prof.name], prof, folder / f"core_utilisation_{prof.name}.png"))
     out.append(raster(est.result, sample, folder / "raster.png"))
     return out
+
+
+def long_context(results: dict[str, list[dict]], path: Path) -> Path:
+    """snc.lm.longctx: TTFT speed-up over all-softmax and state memory against context length."""
+    plt = _plt()
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(WIDTH, HEIGHT))
+    for k, (name, rows) in enumerate(results.items()):
+        n = [r["tokens"] for r in rows]
+        ax1.plot(n, [r["ttft_speedup"] for r in rows], marker="o", color=f"C{k}", label=name)
+        ax2.plot(n, [r["state_gib"] for r in rows], marker="o", color=f"C{k}", label=name)
+        ax2.plot(n, [r["state_gib_softmax"] for r in rows], linestyle="--", color=f"C{k}", label=f"{name}, all softmax")
+    ax1.axhline(26.5, color="grey", linestyle=":", label="SpikingBrain measured at 1M (32 H100s)")
+    ax1.set(xscale="log", yscale="log", xlabel="context (tokens)", ylabel="TTFT speed-up (MAC ratio)",
+            title="Time to first token vs all-softmax")
+    ax2.set(xscale="log", yscale="log", xlabel="context (tokens)", ylabel="state / KV cache (GiB, BF16)",
+            title="Memory after the prompt")
+    for ax in (ax1, ax2):
+        ax.legend(fontsize=6)
+        ax.title.set_fontsize(9)
+    fig.tight_layout()
+    return _save(fig, path)

@@ -183,28 +183,12 @@ def table(rows: list[dict]) -> str:
 
 
 def plot(results: dict[str, list[dict]], path) -> None:
-    """TTFT speed-up and state memory against context length, one line per preset."""
-    import matplotlib
+    """TTFT speed-up and state memory against context length, one line per preset (snc.plots)."""
+    from pathlib import Path
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from snc.plots import long_context
 
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
-    for k, (name, rows) in enumerate(results.items()):
-        n = [r["tokens"] for r in rows]
-        ax1.plot(n, [r["ttft_speedup"] for r in rows], marker="o", color=f"C{k}", label=name)
-        ax2.plot(n, [r["state_gib"] for r in rows], marker="o", color=f"C{k}", label=f"{name}")
-        ax2.plot(n, [r["state_gib_softmax"] for r in rows], linestyle="--", color=f"C{k}", label=f"{name}, all softmax")
-    ax1.set(xscale="log", yscale="log", xlabel="context (tokens)", ylabel="TTFT speed-up over all-softmax (MAC ratio)",
-            title="Time to first token")
-    ax1.axhline(26.5, color="grey", linestyle=":", label="SpikingBrain measured at 1M (32 H100s)")
-    ax2.set(xscale="log", yscale="log", xlabel="context (tokens)", ylabel="state / KV cache (GiB, BF16)",
-            title="Memory after the prompt")
-    ax1.legend(fontsize=8)
-    ax2.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    long_context(results, Path(path))
 
 
 def main(argv=None) -> int:
