@@ -70,6 +70,18 @@ class Probe:
 
 
 @contextmanager
+def _hooks(projections: dict[str, torch.nn.Linear], make, *, pre: bool):
+    """``make(name, layer)`` registered on every projection (before or after its forward), removed on exit."""
+    handles = [(layer.register_forward_pre_hook if pre else layer.register_forward_hook)(make(name, layer))
+               for name, layer in projections.items()]
+    try:
+        yield
+    finally:
+        for h in handles:
+            h.remove()
+
+
+@contextmanager
 def coded(model: torch.nn.Module, *, k: float = 3.0, coding: str = "ternary", max_count: int | None = None,
           projections: dict[str, torch.nn.Linear] | None = None, w8_group: int | None = None):
     """Within the block, every projection (default: every ``nn.Linear`` of ``model``) sees
@@ -79,7 +91,6 @@ def coded(model: torch.nn.Module, *, k: float = 3.0, coding: str = "ternary", ma
     if projections is None:
         projections = {n: m for n, m in model.named_modules() if isinstance(m, torch.nn.Linear)}
     probe = Probe(coding, k, max_count)
-    handles = []
     saved = {}
     if w8_group is not None:
         with torch.no_grad():
@@ -98,13 +109,10 @@ def coded(model: torch.nn.Module, *, k: float = 3.0, coding: str = "ternary", ma
             return (torch.from_numpy(vth * c).to(x.dtype),)
         return hook
 
-    for name, layer in projections.items():
-        handles.append(layer.register_forward_pre_hook(hook_for(name, layer)))
     try:
-        yield probe
+        with _hooks(projections, hook_for, pre=True):
+            yield probe
     finally:
-        for h in handles:
-            h.remove()
         with torch.no_grad():
             for name, weight in saved.items():
                 projections[name].weight.copy_(weight)
@@ -128,7 +136,6 @@ def simulated(model: torch.nn.Module, *, k: float = 3.0, coding: str = "ternary"
     graphs = {name: lower.projection_graph(layer.weight.detach().numpy().astype(np.float32), coding, name="proj")
               for name, layer in projections.items()}
     counts: dict[str, dict] = {name: {"events": 0, "synops": 0, "tokens": 0} for name in projections}
-    handles = []
 
     def hook_for(name: str, layer: torch.nn.Linear):
         def hook(module, args, output):
@@ -147,10 +154,5 @@ def simulated(model: torch.nn.Module, *, k: float = 3.0, coding: str = "ternary"
             return torch.from_numpy(y.reshape(*lead, -1)).to(output.dtype)
         return hook
 
-    for name, layer in projections.items():
-        handles.append(layer.register_forward_hook(hook_for(name, layer)))
-    try:
+    with _hooks(projections, hook_for, pre=False):
         yield counts
-    finally:
-        for h in handles:
-            h.remove()
