@@ -7,8 +7,11 @@ Writes ``lm.pt`` (state dict) and ``results.json`` to --out and, with --docs, th
 ``spiking_lm_k_sweep.png`` and the tables ``spiking_lm_results.md``. Perplexity is on the
 held-back 10 % of the text; coding is pseudo-spiking (snc.lm.pseudo: V_th x count, exactly
 what the spike trains reconstruct). Energy per token is compute only at 45 nm (horowitz45):
-coded projections as INT8 additions (one per event and output), the dense compute (attention
-products, the LM head) as FP16 MACs, against the same model with every projection as FP16 MACs.
+coded projections as INT8 additions (one per event and output; INT8 MACs for graded events),
+the dense compute (attention products, the LM head) as FP16 MACs, against the same model with
+every projection as FP16 MACs; and the coded projections alone on Loihi 2 (loihi2 profile: a
+synaptic operation per event and output, graded payloads at the same cost, one neuron update
+per output).
 """
 from __future__ import annotations
 
@@ -31,7 +34,7 @@ from snc.lm import energy  # noqa: E402
 from snc.lm.pseudo import coded  # noqa: E402
 
 KS = (2.0, 2.5, 3.0, 3.5, 4.0)
-CODINGS = ("ternary", "bitwise", "bitwise_ternary")
+CODINGS = ("ternary", "bitwise", "bitwise_ternary", "graded")
 
 
 def perplexity(model: ByteLM, x: np.ndarray, y: np.ndarray, batch: int = 16) -> float:
@@ -67,12 +70,16 @@ def evaluate(model: ByteLM, x: np.ndarray, y: np.ndarray, macs: dict, ops: energ
                 ppl = perplexity(model, x, y)
             layers = probe.layers()
             tokens = next(iter(layers.values()))["tokens"]
+            chip = 0.0
             for row in layers.values():
-                row["energy_j"] = row["effective_acs"] / row["tokens"] * ops.add
+                row["energy_j"] = row["effective_acs"] / row["tokens"] * energy.per_event(coding, ops)
+                row["loihi2_energy_j"] = energy.on_chip(row["events"] / row["tokens"], row["n_out"])["energy_j"]
+                chip += row["loihi2_energy_j"]
             tot = probe.totals()
             tot["effective_acs"] /= tokens
             tot["effective_macs"] = macs["dense"]  # per token: what stays MACs
-            tot["energy_j"] = tot["effective_acs"] * ops.add + macs["dense"] * ops.mac["fp16"]
+            tot["energy_j"] = tot["effective_acs"] * energy.per_event(coding, ops) + macs["dense"] * ops.mac["fp16"]
+            tot["loihi2_projections_energy_j"] = chip  # the coded projections on Loihi 2 (synops and neuron updates)
             out[f"{coding}@{k}"] = {"perplexity": ppl, "totals": tot, "layers": layers}
     with coded(model, k=3.0, coding="ternary", projections=model.projections(), w8_group=128):
         out["w8aspike@3.0"] = {"perplexity": perplexity(model, x, y)}  # INT8 weights per row and 128 channels
@@ -90,15 +97,16 @@ def write_docs(results: dict, docs: Path, meta: dict) -> None:
              f"({meta['train_seconds']:.0f} s on this machine's CPU); held-back text: {meta['eval_tokens']:,} bytes.",
              "", f"Float perplexity: **{base:.3f}** (bits per byte {math.log2(base):.3f}).", "",
              "### k sweep (every projection coded; cf. the report's Table 11)", "",
-             "| coding | k | perplexity | increase | spikes / channel | silent | counts <= 7 | sparsity | sparsity (step 3) | steps | energy / token (J) |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| coding | k | perplexity | increase | spikes / channel | silent | counts <= 7 | sparsity | sparsity (step 3) | steps | energy / token, 45 nm (J) | projections on Loihi 2 (J) |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for coding in CODINGS:
         for k in KS:
             r = results[f"{coding}@{k}"]
             t = r["totals"]
             lines.append(f"| {coding} | {k} | {r['perplexity']:.3f} | {100 * (r['perplexity'] / base - 1):+.2f} % | "
                          f"{t['spikes_per_channel']:.3f} | {100 * t['silent_share']:.1f} % | {100 * t['share_counts_le_7']:.1f} % | "
-                         f"{100 * t['sparsity']:.1f} % | {100 * t['sparsity_step3']:.1f} % | {t['steps']} | {t['energy_j']:.3g} |")
+                         f"{100 * t['sparsity']:.1f} % | {100 * t['sparsity_step3']:.1f} % | {t['steps']} | {t['energy_j']:.3g} | "
+                         f"{t['loihi2_projections_energy_j']:.3g} |")
     w8 = results["w8aspike@3.0"]["perplexity"]
     lines += ["", f"Float model, every projection as FP16 MACs: {results['float']['energy_j']:.3g} J per token.", "",
               f"W8ASpike (k = 3 coding and symmetric INT8 weights per output row and group of 128 input channels): "
@@ -116,7 +124,7 @@ def write_docs(results: dict, docs: Path, meta: dict) -> None:
     (docs / "spiking_lm_results.md").write_text("\n".join(lines) + "\n")
 
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
-    for i, (coding, marker) in enumerate(zip(CODINGS, "os^")):
+    for i, (coding, marker) in enumerate(zip(CODINGS, "os^d")):
         rows = [results[f"{coding}@{k}"] for k in KS]
         color = f"C{i}"
         axes[0].plot(KS, [100 * (r["perplexity"] / base - 1) for r in rows], marker=marker, color=color, label=coding)

@@ -50,3 +50,23 @@ def projection(events: int, n_in_entries: int, n_out: int, ops: OpEnergy, baseli
     macs = int(n_in_entries) * int(n_out)
     return {"effective_acs": acs, "effective_macs": macs, "energy_j": acs * ops.add,
             "baseline_energy_j": macs * ops.mac[baseline], "baseline": baseline}
+
+
+def per_event(coding: str, ops: OpEnergy) -> float:
+    """Energy (J) of one event reaching one output at 45 nm: an INT8 addition for binary, ternary
+    and bit-plane codings (a sign or a shift is free in this count), an INT8 MAC for a graded
+    event (its payload multiplies the weight)."""
+    return ops.mac["int8"] if coding == "graded" else ops.add
+
+
+def on_chip(events: float, n_out: int, profile="loihi2") -> dict:
+    """Coded projection events on a neuromorphic profile (per token): one synaptic operation per
+    event and output (a graded event's payload at the same cost: Loihi 2's brief calls 8-bit
+    payloads "negligible extra energy") and one update of each output neuron. Projections only:
+    the dense compute (norms, attention products) does not run on the synaptic cores."""
+    from snc.hw import load_profile
+
+    p = load_profile(profile) if isinstance(profile, str) else profile
+    synops = float(events) * int(n_out)
+    return {"synops": synops, "energy_j": synops * float(p["energy_synop"]) + int(n_out) * float(p["energy_neuron_active"]),
+            "hw": p.name}

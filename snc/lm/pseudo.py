@@ -50,7 +50,7 @@ class Probe:
                 "share_counts_le_7": a["le7"] / n, "sparsity": 1.0 - a["events"] / (n * t),
                 "sparsity_step3": 1.0 - a["win3"] / (3 * n), "clipped_share": a["clipped"] / n,
                 "effective_acs": a["events"] * a["n_out"], "effective_macs": a["entries"] * a["n_out"],
-                "tokens": a["tokens"], "events": a["events"], "entries": a["entries"],
+                "tokens": a["tokens"], "events": a["events"], "entries": a["entries"], "n_in": a["n_in"], "n_out": a["n_out"],
             }
         return out
 

@@ -56,3 +56,14 @@ def test_sparsity_definitions_by_hand():
     assert bw["steps"] == 4 and bw["events"] == 6
     assert bw["events"] == int(np.count_nonzero(sc.expand(c, "bitwise")))
     assert sc.stats(c, "graded")["events"] == 3
+
+
+def test_graded_events_cost_a_mac_and_chip_energy_counts_synops_and_updates():
+    from snc.hw import load_profile
+
+    ops = energy.OpEnergy.from_profile("horowitz45")
+    assert energy.per_event("graded", ops) == ops.mac["int8"] and energy.per_event("ternary", ops) == ops.add
+    p = load_profile("loihi2")
+    got = energy.on_chip(2.5, 64, p)  # 2.5 events per token into 64 outputs
+    assert got["synops"] == 160.0
+    assert got["energy_j"] == pytest.approx(160 * p["energy_synop"] + 64 * p["energy_neuron_active"])
