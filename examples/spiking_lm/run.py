@@ -153,7 +153,6 @@ def main(argv=None) -> int:
     ap.add_argument("--hidden", type=int, default=128)
     ap.add_argument("--layers", type=int, default=4)
     args = ap.parse_args(argv)
-    torch.set_num_threads(max(1, torch.get_num_threads()))
     cfg = Config(hidden=args.hidden, layers=args.layers, mlp=2 * args.hidden)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -28,7 +28,6 @@ n (h d_h) ~ P, i.e. at a few tens of thousands of tokens for the 7B configuratio
 """
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, field
 
 MIXERS = ("softmax", "swa", "linear")
@@ -189,25 +188,3 @@ def plot(results: dict[str, list[dict]], path) -> None:
     from snc.plots import long_context
 
     long_context(results, Path(path))
-
-
-def main(argv=None) -> int:
-    import argparse
-
-    ap = argparse.ArgumentParser(description="long-context cost model: tables (markdown, JSON) and a plot")
-    ap.add_argument("--plot", help="write the plot here (PNG)")
-    ap.add_argument("--json", help="write all rows here")
-    args = ap.parse_args(argv)
-    results = {name: compare(cfg) for name, cfg in PRESETS.items()}
-    for name, rows in results.items():
-        print(f"## {name}: {PRESETS[name].notes}\n\n{table(rows)}\n")
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(results, f, indent=1)
-    if args.plot:
-        plot(results, args.plot)
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
