@@ -14,8 +14,9 @@ A ``NeuronModel`` says what a population kind is to each consumer of the IR:
   int64 shifted synaptic input and ``bias`` the (B, n) int64 bias in v units (its own bias plus
   direct input);
 * the Lava process that implements it (``lava``; None: Lava has none) and, for snc's Lava
-  emitter, ``lava_params(node, name, fixed)`` -> ``{"process": "LIF", "du": ..., "dv": ...}``
-  (Lava's integer decays), raising ``UnsupportedOperator`` for settings the process lacks;
+  emitter, ``lava_params(node, name, fixed)`` -> ``{"process": "LIF", "du": ..., "dv": ...}``:
+  the process and the parameters that override the emitter's defaults for the population
+  (Lava's integer decays here), raising ``UnsupportedOperator`` for settings the process lacks;
   its NIR node name;
 * for energy estimates, the relative cost of one neuron update (``update_cost``, IF = 1).
 

@@ -134,9 +134,6 @@ def build_export(graph: Graph, timesteps: int | None = None) -> tuple[dict[str, 
             "reset": getattr(node, "reset", "zero") if node.role == NEURON else "zero",
             "process": "LIF" if declared is None else declared["process"],
         })
-        for key, value in (declared or {}).items():  # the process's own parameters (ATRLIF's)
-            if key not in ("process", "du", "dv", "float_du", "float_dv"):
-                params[f"pop{i}_{key}"] = np.asarray(value)
         # Float parameters (Lava floating_pt: fractions, no scaling).
         if node.role == NEURON:
             params[f"pop{i}_float_vth"] = np.float64(np.asarray(node.threshold).reshape(-1)[0])
@@ -154,8 +151,6 @@ def build_export(graph: Graph, timesteps: int | None = None) -> tuple[dict[str, 
             params[f"pop{i}_vth"] = np.int64(vth)
             params[f"pop{i}_du"] = np.int64(fx.du)
             params[f"pop{i}_dv"] = np.int64(fx.dv)
-            if declared is not None and "du" in declared:  # the model's own integer decays, in Lava's units
-                params[f"pop{i}_du"], params[f"pop{i}_dv"] = np.int64(declared["du"]), np.int64(declared["dv"])
             mant = np.broadcast_to(np.asarray(fx.bias_mant, dtype=np.int64), p.shape).reshape(-1) if np.size(fx.bias_mant) else np.zeros(p.size, np.int64)
             params[f"pop{i}_bias_mant"] = np.where(alive, mant, 0)
             params[f"pop{i}_bias_exp"] = np.int64(fx.bias_exp)
@@ -166,6 +161,9 @@ def build_export(graph: Graph, timesteps: int | None = None) -> tuple[dict[str, 
                 m, k = recurrent_weight(vth, p.name)
                 params[f"pop{i}_recurrent_mant"] = np.int64(m)
                 params[f"pop{i}_recurrent_exp"] = np.int64(k)
+        for key, value in (declared or {}).items():  # a declared model's own parameters override the defaults
+            if key != "process":
+                params[f"pop{i}_{key}"] = np.asarray(value)
         if node.role == READOUT:
             src_spikes = node.mode == "spike_count"
             spec["readout"] = {"population": i, "mode": node.mode, "leaky": bool(node.leaky),
