@@ -196,6 +196,10 @@ HANDLERS: dict[str, Handler] = {
     "ScaleShift": scale_shift,
 }
 
+from .sequence_ops import HANDLERS as _SEQUENCE_HANDLERS  # noqa: E402  (the sequence-model kinds)
+
+HANDLERS.update(_SEQUENCE_HANDLERS)
+
 
 def apply(node: Node, xs: list[torch.Tensor]) -> torch.Tensor:
     """Apply a stateless node to batched inputs."""

@@ -10,7 +10,8 @@ from .atrlif import ATRLIF
 from .cuba import CubaLIF
 from .models import NeuronModel
 from .neurons import IF, LIF
-from .node import ANN, HOST, INPUT, LINEAR, NEURON, READOUT, Node, Shape
+from . import sequence
+from .node import ANN, CODER, COMPUTE, HOST, INPUT, LINEAR, NEURON, READOUT, Node, Shape
 from .synapses import Add, AvgPool2d, Concat, Conv2d, Delay, Dense, Flatten, Reshape, Scale, SumPool2d, Transpose
 
 __all__ = [
@@ -18,5 +19,5 @@ __all__ = [
     "Input", "Readout", "IF", "LIF", "CubaLIF", "ATRLIF", "NeuronModel",
     "Dense", "Conv2d", "SumPool2d", "AvgPool2d", "Flatten", "Reshape", "Transpose", "Concat", "Add", "Scale", "Delay",
     "ReLU", "MaxPool2d", "HostMaxPool2d", "BatchNorm", "ScaleShift", "NeuronFixed", "SynapseFixed", "synapse_count",
-    "INPUT", "NEURON", "READOUT", "LINEAR", "ANN", "HOST",
+    "sequence", "CODER", "COMPUTE", "INPUT", "NEURON", "READOUT", "LINEAR", "ANN", "HOST",
 ]

@@ -22,6 +22,8 @@ READOUT = "readout"  # the non-spiking output population
 LINEAR = "linear"  # a stateless linear synaptic operator (no bias once converted)
 ANN = "ann"  # a layer of the source ANN that conversion removes (ReLU, MaxPool, BatchNorm, ...)
 HOST = "host"  # a stateless non-linear operator the host evaluates on a direct (analog) input
+COMPUTE = "compute"  # a non-spiking dense-compute operator of a sequence model (norm, attention, ...)
+CODER = "coder"  # turns analog activations into spike trains (spike coding of a projection's input)
 
 
 @dataclass(eq=False)

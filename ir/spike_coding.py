@@ -86,6 +86,24 @@ def steps(c: np.ndarray, coding: str) -> int:
     return 1
 
 
+def max_count_for(coding: str, t_steps: int, payload_bits: int = 24) -> int:
+    """The largest |count| that ``t_steps`` steps of the coding carry in both signs (the inverse
+    of ``steps``): T for binary and ternary, 2**(T-1) - 1 for two's complement bitwise,
+    2**T - 1 for bitwise_ternary, the payload's range for graded."""
+    if coding not in CODINGS:
+        raise InvalidData(f"unknown spike coding {coding!r} (use one of {', '.join(CODINGS)})")
+    t = int(t_steps)
+    if t < 1:
+        raise InvalidData(f"a coding needs at least 1 step, got {t}")
+    if coding in ("binary", "ternary"):
+        return t
+    if coding == "bitwise":
+        return max(1, 2 ** (t - 1) - 1)
+    if coding == "bitwise_ternary":
+        return 2 ** t - 1
+    return 2 ** (int(payload_bits) - 1) - 1
+
+
 def weights(coding: str, t_steps: int) -> np.ndarray:
     """The per-step weights w_t (int64): sum_t w_t s_t = c."""
     if coding in ("bitwise", "bitwise_ternary"):

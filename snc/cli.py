@@ -141,6 +141,12 @@ def _compiled(path: str, calib: str | None, percentile: float, timesteps: int | 
     graph = _load_graph(path)
     if graph.is_spiking and any(n.role == "readout" for n in graph.nodes.values()):
         return graph
+    from snc.ir.sequence import is_sequence_model
+
+    if is_sequence_model(graph) and (calib is None or graph.meta.get("spike_code")):
+        if not graph.meta.get("spike_code"):
+            stage(f"snc: {path} is not spike-coded (no --calib): its projections run analog, as the ANN baseline")
+        return graph
     if calib is None:
         raise SncError(f"{path} is a model, not a compiled artifact: pass --calib X.npy to compile it on the fly")
     names = _check_passes(passes)
@@ -218,14 +224,24 @@ def _quantize_bits(quantize: str, weight_bits: int | None) -> int | None:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object: passes [{name, seconds, changes}], report, populations.")
 @click.option("--target", type=click.Choice(["snir", "lava"]), default="snir", show_default=True,
               help="snir: an artifact file; lava: a runnable Lava program folder at -o.")
+@click.option("--coding", type=click.Choice(["binary", "ternary", "bitwise", "graded", "bitwise_ternary"]), default="ternary",
+              show_default=True, help="Language models: spike coding of every projection's input (--calib: token ids (N, L) .npy).")
+@click.option("--k", "k", type=click.FloatRange(0, min_open=True), default=3.0, show_default=True,
+              help="Language models: threshold divisor, V_th = mean(|x|)/k per token.")
+@click.option("--max-count", type=click.IntRange(min=1), default=None, help="Language models: clip counts to this magnitude.")
+@click.option("--w8", is_flag=True, help="Language models: W8ASpike weights (INT8 per output row and group of 128 inputs).")
+@click.option("--exclude", default=None, metavar="NAMES", help="Language models: comma-separated projections whose input stays analog (e.g. the LM head).")
 @handle_errors
 def compile_cmd(model: str, output: str, calib: str | None, calib_labels: str | None, timesteps: int, percentile: float,
                 passes: str | None, hw: str | None, quantize: str, weight_bits: int | None, scaling: str, prune: bool,
                 prune_activity: bool, prune_sparsity: float | None, input_range: str | None, host_maxpool: bool,
-                verify: bool, as_json: bool, target: str) -> None:
+                verify: bool, as_json: bool, target: str, coding: str, k: float, max_count: int | None, w8: bool,
+                exclude: str | None) -> None:
     """Compile MODEL (.onnx, .pt2) into a spiking network artifact (.snir).
 
-    Default passes: fold-bn, fold-affine, convert, balance, quantize, prune, map (`snc passes`)."""
+    Default passes: fold-bn, fold-affine, convert, balance, quantize, prune, map (`snc passes`);
+    for a language model (a .pt2 whose input is token ids): spike-code, with --coding, --k and
+    --calib token ids."""
     from snc.data import load_labels, load_samples
     from snc.ir import save
     from snc.pipeline import compile as compile_graph
@@ -251,10 +267,19 @@ def compile_cmd(model: str, output: str, calib: str | None, calib_labels: str | 
         options["input_range"] = _parse_range(input_range)
     if not host_maxpool:
         options["host_maxpool"] = False
-    _check_compile_request(names, options)
     t0 = time.perf_counter()
     stage(f"snc: reading {model}")
     graph = _load_graph(model)
+    from snc.ir.sequence import is_sequence_model
+
+    if is_sequence_model(graph):
+        from snc.lm.cli import compile_lm
+
+        lm_options = {"coding": coding, "k": k, "max_count": max_count, "w8": w8,
+                      "exclude": tuple(e.strip() for e in exclude.split(",") if e.strip()) if exclude else ()}
+        compile_lm(graph, out, calib, _check_passes(passes), lm_options, as_json, target, t0)
+        return
+    _check_compile_request(names, options)
     x = None
     if calib is not None:
         stage(f"snc: reading calibration data {calib}")
@@ -363,6 +388,15 @@ def simulate_cmd(artifact, data_path, labels_path, calib, timesteps, batch_size,
     if backend == "lava" and timing == "sync":
         raise SncError("Lava delivers spikes with a one-step synaptic delay: --timing sync is not available with --backend lava")
     graph = _compiled(artifact, calib, percentile, timesteps)
+    from snc.ir.sequence import is_sequence_model
+
+    if is_sequence_model(graph):
+        from snc.lm.cli import simulate_lm
+
+        if backend != "snc":
+            raise SncError("language models run on snc's simulator only (--backend snc)")
+        simulate_lm(graph, artifact, data_path, labels_path, limit, batch_size, as_json)
+        return
     if fixed_point and arithmetic == "float":
         raise SncError("--fixed-point contradicts --arithmetic float")
     if fixed_point:
@@ -464,15 +498,17 @@ def _jsonable(value: Any) -> Any:
 @click.option("--labels", "labels_path", type=click.Path(dir_okay=False), help="Integer labels (.npy/.npz), (N,).")
 @click.option("--calib", type=click.Path(dir_okay=False), help="Calibration samples: compile a model on the fly; traffic estimate for mapping.")
 @click.option("--hw", "hw", multiple=True, help="Hardware profile name or TOML file; repeat for side-by-side columns (default: loihi). See `snc hw list`.")
-@click.option("--baseline", default="fp32", show_default=True, help="ANN baseline number format (fp32, fp16, int8, int32 of horowitz45, or PROFILE:FORMAT).")
+@click.option("--baseline", default=None, help="ANN baseline number format (fp32, fp16, int8, int32 of horowitz45, or PROFILE:FORMAT). Default: fp32; fp16 for a language model.")
 @click.option("--timesteps", type=click.IntRange(min=1), default=None, help="Steps per sample (default: the artifact's).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=None, help="Samples simulated together (default: 64, more for small networks).")
 @click.option("--percentile", type=click.FloatRange(0, 100, min_open=True), default=99.9, show_default=True, help="For on-the-fly compilation.")
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Use only the first N samples.")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object (energies in J per inference, latencies in s).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object (energies in J per inference, latencies in s; per token for a language model).")
 @click.option("--plot", "plot_dir", type=click.Path(file_okay=False), default=None, help="Write PNG figures to this folder.")
+@click.option("--per-token", is_flag=True, help="Language models: the per-token table (sparsity, ACs vs MACs, energy per token per projection; default hw loihi2 and horowitz45, baseline fp16).")
 @handle_errors
-def estimate_cmd(model, data_path, labels_path, calib, hw, baseline, timesteps, batch_size, percentile, limit, as_json, plot_dir) -> None:
+def estimate_cmd(model, data_path, labels_path, calib, hw, baseline, timesteps, batch_size, percentile, limit, as_json, plot_dir,
+                 per_token) -> None:
     """Energy, latency and sparsity of MODEL on neuromorphic chips, per layer and per core,
     against an ANN baseline. JSON keys: layers[] (name, neurons, cores, spikes_per_sample, synops,
     energy_j, latency_s, ...), totals (energy_j, latency_s, synops, effective_acs, effective_macs,
@@ -481,8 +517,19 @@ def estimate_cmd(model, data_path, labels_path, calib, hw, baseline, timesteps, 
     from snc.estimate import estimate, format_table
     from snc.hw import load_profile
 
-    profiles = [load_profile(h) for h in (hw or ("loihi",))]
     graph = _compiled(model, calib, percentile, timesteps)
+    from snc.ir.sequence import is_sequence_model
+
+    if is_sequence_model(graph):
+        from snc.lm.cli import estimate_lm
+
+        estimate_lm(graph, model, data_path, labels_path, limit, hw, baseline, batch_size, as_json, plot_dir)
+        return
+    if per_token:
+        raise SncError("--per-token reports language models (token input); this model is not one")
+    if baseline is None:
+        baseline = "fp32"
+    profiles = [load_profile(h) for h in (hw or ("loihi",))]
     x, y = _samples(graph, data_path, labels_path, limit, timesteps)
     cal = None
     if calib is not None and graph.input_names:

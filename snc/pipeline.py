@@ -9,7 +9,7 @@ import numpy as np
 
 from snc.ir import Graph
 
-from .passes import DEFAULT_PIPELINE, PassContext, run_pipeline
+from .passes import DEFAULT_PIPELINE, SEQUENCE_PIPELINE, PassContext, run_pipeline
 
 
 @dataclass
@@ -67,9 +67,14 @@ def compile(
 
         model = load_model(model)
     graph = model
-    if graph.is_spiking and passes is None:
+    from snc.ir.sequence import is_sequence_model
+
+    if is_sequence_model(graph):  # a language model: its own default pipeline
+        names: Sequence[str] = tuple(passes) if passes is not None else (
+            () if graph.meta.get("spike_code") else SEQUENCE_PIPELINE)
+    elif graph.is_spiking and passes is None:
         # Already compiled (.snir): nothing of the default pipeline applies.
-        names: Sequence[str] = ()
+        names = ()
     else:
         names = tuple(passes) if passes is not None else DEFAULT_PIPELINE
     # Mapping onto the default chip is best effort (not fitting is reported); a chip asked for

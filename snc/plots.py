@@ -154,3 +154,29 @@ def long_context(results: dict[str, list[dict]], path: Path) -> Path:
         ax.title.set_fontsize(9)
     fig.tight_layout()
     return _save(fig, path)
+
+
+def per_token(doc: dict[str, Any], path: Path) -> Path:
+    """A language model's projections: spikes per channel (bars) and energy per token per
+    hardware column (points, right axis, log)."""
+    plt = _plt()
+    layers = doc["layers"]
+    names = [l["name"] for l in layers]
+    fig, ax = plt.subplots(figsize=(max(WIDTH, 0.28 * len(names) + 2), HEIGHT))
+    x = np.arange(len(names))
+    ax.bar(x, [l["spikes_per_channel"] or 0.0 for l in layers], color="tab:green", alpha=0.7, label="spikes per channel")
+    ax.set_ylabel("spikes per channel")
+    ax.set_xticks(x, names, rotation=60, ha="right", fontsize=6)
+    ax2 = ax.twinx()
+    for h in doc["hw"]:
+        ax2.plot(x, [l["energy_by_hw"][h] * 1e12 for l in layers], "o", ms=3, label=f"pJ/token {h}")
+    ax2.set_yscale("log")
+    ax2.set_ylabel("energy per token (pJ)")
+    t = doc["totals"]
+    ax.set_title(f"{doc['model']}: {t['coding']} coding, k = {t['k']}: {t['spikes_per_channel']:.2f} spikes/channel, "
+                 f"sparsity {t['sparsity']:.1%}", fontsize=9)
+    h1, l1 = ax.get_legend_handles_labels()
+    h2, l2 = ax2.get_legend_handles_labels()
+    ax.legend(h1 + h2, l1 + l2, fontsize=7, loc="upper right")
+    fig.tight_layout()
+    return _save(fig, path)

@@ -101,8 +101,12 @@ def evaluate(
             node = graph.nodes[name]
             xs = [values[src] for src in graph.inputs_of(name)]
             if node.role == "input":
-                batch = torch.from_numpy(np.ascontiguousarray(x[name][start:start + batch_size], dtype=np.float32))
-                out = _input_value(node, batch)
+                part = x[name][start:start + batch_size]
+                if node.kind == "Tokens":  # token ids stay integers
+                    batch = torch.from_numpy(np.ascontiguousarray(part, dtype=np.int64))
+                else:
+                    batch = torch.from_numpy(np.ascontiguousarray(part, dtype=np.float32))
+                out = batch if node.kind == "Tokens" else _input_value(node, batch)
             elif node.role in ("neuron", "readout"):
                 model = None
                 if mode != "relu":  # the ANN view (relu) holds for any model; the rate limit does not

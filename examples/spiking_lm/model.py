@@ -22,6 +22,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from snc.lm.ops import causal_attention, gated_linear_attention
+
 
 @dataclass(frozen=True)
 class Config:
@@ -51,7 +53,7 @@ class RMSNorm(nn.Module):
         self.eps = eps
 
     def forward(self, x):
-        return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps) * self.weight
+        return F.rms_norm(x, (x.shape[-1],), self.weight, self.eps)
 
 
 class Mixer(nn.Module):
@@ -63,23 +65,13 @@ class Mixer(nn.Module):
         self.g = nn.Linear(d, h, bias=True) if kind == "linear" else None  # per-head gate logits
 
     def forward(self, x):
-        b, n, d = x.shape
-        h, dh = self.cfg.heads, self.cfg.head_dim
-        q = self.q(x).view(b, n, h, dh).transpose(1, 2)
-        k = self.k(x).view(b, n, h, dh).transpose(1, 2)
-        v = self.v(x).view(b, n, h, dh).transpose(1, 2)
-        t = torch.arange(n)
+        # snc's attention operators (snc.lm.ops): one node each when traced by torch.export
+        h = self.cfg.heads
         if self.kind == "swa":
-            allowed = (t[None, :] <= t[:, None]) & (t[:, None] - t[None, :] < self.cfg.window)
-            scores = (q @ k.transpose(-1, -2)) / math.sqrt(dh)
-            out = torch.softmax(scores.masked_fill(~allowed, float("-inf")), dim=-1) @ v
+            out = causal_attention(self.q(x), self.k(x), self.v(x), h, self.cfg.window)
         else:
-            # log g_t per head; decay from s to t is exp(sum_{s < r <= t} log g_r) (parallel form of the recurrence)
-            logg = F.logsigmoid(self.g(x)).transpose(1, 2)  # (b, h, n)
-            cum = logg.cumsum(-1)
-            decay = (cum[..., :, None] - cum[..., None, :]).masked_fill(t[None, :] > t[:, None], float("-inf")).exp()
-            out = ((q @ k.transpose(-1, -2)) * decay / dh) @ v
-        return self.o(out.transpose(1, 2).reshape(b, n, d))
+            out = gated_linear_attention(self.q(x), self.k(x), self.v(x), self.g(x), h)
+        return self.o(out)
 
 
 class Block(nn.Module):

@@ -28,6 +28,7 @@ FACTS = {
     "fixed-point": "every population and weighted operator has fixed-point parameters",
     "pruned": "the prune pass ran",
     "mapped": "placed onto the cores of a chip",
+    "spike-coded": "a language model whose projections read spike-coded inputs",
 }
 
 
@@ -44,6 +45,8 @@ def graph_facts(graph: Graph) -> set[str]:
         facts.add("pruned")
     if graph.meta.get("mapping"):
         facts.add("mapped")
+    if graph.meta.get("spike_code"):
+        facts.add("spike-coded")
     return facts
 
 
@@ -123,6 +126,8 @@ class Pass:
     guarantees:  facts it has afterwards;
     invalidates: shared analyses whose cached results no longer describe the graph afterwards;
     options:     name of the pass module's typed options dataclass (``Options``), or "".
+    models:      the graphs it takes: "network" (CNNs and MLPs: analog or spiking populations)
+                 or "sequence" (language models: token input, snc.ir.sequence).
     """
 
     name: str
@@ -133,6 +138,7 @@ class Pass:
     guarantees: tuple[str, ...] = ()
     invalidates: tuple[str, ...] = ()
     options: str = "Options"
+    models: tuple[str, ...] = ("network",)
 
     @property
     def fn(self) -> Callable[[Graph, PassContext], Graph]:
@@ -172,10 +178,15 @@ REGISTRY: dict[str, Pass] = {
              "snc.passes.prune", "prune", requires=("converted",), guarantees=("pruned",)),
         Pass("map", "split populations into core-sized blocks under the chip's limits and place them on the mesh",
              "snc.passes.map_to_cores", "map_to_cores", requires=("converted",), guarantees=("mapped",)),
+        Pass("spike-code", "language models: spike coding (SpikingBrain: adaptive threshold, counts, binary/ternary/bitwise/"
+             "graded events) of the input of every static-weight projection; steps from calibration tokens",
+             "snc.passes.spike_code", "spike_code", guarantees=("spike-coded",), models=("sequence",)),
     )
 }
 
 DEFAULT_PIPELINE: tuple[str, ...] = ("fold-bn", "fold-affine", "convert", "balance", "quantize", "prune", "map")
+# The default pipeline of a language model (token input).
+SEQUENCE_PIPELINE: tuple[str, ...] = ("spike-code",)
 # The conversion alone (a float spiking network, no hardware assumptions).
 CONVERSION: tuple[str, ...] = ("fold-bn", "fold-affine", "convert", "balance")
 # Options every pass may read (not owned by one pass).
@@ -194,7 +205,16 @@ def get(name: str) -> Pass:
 
 
 def check_order(graph: Graph, passes: list[Pass], options: dict[str, Any]) -> None:
-    """Refuse, before any work, a pipeline whose passes run before what they require."""
+    """Refuse, before any work, a pipeline whose passes run before what they require, or that
+    do not take this kind of graph."""
+    from snc.ir.sequence import is_sequence_model
+
+    model = "sequence" if is_sequence_model(graph) else "network"
+    for p in passes:
+        if model not in p.models:
+            what = "a language model (token input)" if model == "sequence" else "a CNN or MLP (not a language model)"
+            takes = ", ".join(q.name for q in REGISTRY.values() if model in q.models)
+            raise InvalidOption(f"pass {p.name!r} does not take {what}; passes that do: {takes}")
     facts = graph_facts(graph)
     done: list[str] = []
     for p in passes:

@@ -46,5 +46,6 @@ function that refuses to run, so nothing in the file is ever unpickled.
 """
 from .converter import SUPPORTED_OPS, from_exported, from_torch
 from .pt2 import load_pt2
+from .sequence import from_exported_sequence  # registers snc.lm.ops' operators, which .pt2 files may use
 
-__all__ = ["from_torch", "from_exported", "load_pt2", "SUPPORTED_OPS"]
+__all__ = ["from_torch", "from_exported", "from_exported_sequence", "load_pt2", "SUPPORTED_OPS"]

@@ -87,7 +87,9 @@ def _spatial(c: _Converter, x: _Tensor, kind: str) -> None:
 
 
 def _example_tensor(example_input: Any) -> torch.Tensor:
-    if isinstance(example_input, np.ndarray):
+    if isinstance(example_input, np.ndarray) and example_input.dtype.kind in "iu":  # token ids
+        x = torch.from_numpy(np.ascontiguousarray(example_input, dtype=np.int64))
+    elif isinstance(example_input, np.ndarray):
         x = torch.from_numpy(np.ascontiguousarray(example_input, dtype=np.float32))
     elif isinstance(example_input, torch.Tensor):
         x = example_input.detach()

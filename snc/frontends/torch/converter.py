@@ -59,6 +59,10 @@ def from_exported(ep: "torch.export.ExportedProgram", *, name: str | None = None
     if not isinstance(ep, torch.export.ExportedProgram):
         raise InvalidModel(f"expected a torch.export.ExportedProgram, got {type(ep).__name__}")
     ep = _functional(ep)
+    from .sequence import from_exported_sequence, is_token_program
+
+    if is_token_program(ep):  # a language model: token ids in, logits out (snc.ir.sequence)
+        return from_exported_sequence(ep, name or "torch_model")
     return _Converter(ep).run(name or "torch_model")
 
 

@@ -1,0 +1,225 @@
+"""The event simulator of language models (token-sequence graphs, snc.ir.sequence).
+
+Dense-compute nodes run as they are defined (snc.backends.sequence_ops). A ``SpikeCode`` node
+turns each token's activations into integer counts and spike trains; every ``Projection`` it
+feeds then runs step by step on the events: at step t the events s_t (0/1, -1/0/1, or graded
+payloads) reach the weights, the accumulator takes w_t (W s_t), and after the last step the
+projection's value is V_th x the accumulator (+ bias). This equals W (V_th c) exactly on the
+quantisation grid (snc.ir.spike_coding); what it counts is what a chip would do: events per
+channel and step, one accumulation per event and output.
+
+Per projection it records the coding statistics over all tokens (the ``Probe`` keys of
+snc.lm.pseudo): events, entries, silent entries, entries with |c| <= 7, events in a 3-step
+window, clipped entries and the steps used; per dense-compute node its operations.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import torch
+
+from snc.errors import InvalidData
+from snc.ir import Graph
+from snc.ir import spike_coding as sc
+from snc.ir.sequence import Projection, SpikeCode, Tokens, is_sequence_model
+
+from .. import dense_ops
+
+
+@dataclass
+class ProjectionStats:
+    """Activity of one projection over the simulated tokens."""
+
+    name: str
+    coder: str | None  # its SpikeCode node (None: an analog input, MACs)
+    coding: str | None
+    k: float | None
+    n_in: int
+    n_out: int
+    tokens: int = 0
+    entries: int = 0  # tokens x n_in
+    events: int = 0
+    silent: int = 0
+    le7: int = 0
+    win3: int = 0
+    clipped: int = 0
+    steps: int = 0  # the most steps a batch ran
+
+    def as_dict(self) -> dict:
+        n, t = max(1, self.entries), max(1, self.steps)
+        coded = self.coder is not None
+        return {
+            "name": self.name, "coder": self.coder, "coding": self.coding, "k": self.k, "steps": self.steps,
+            "n_in": self.n_in, "n_out": self.n_out, "tokens": self.tokens, "events": self.events, "entries": self.entries,
+            "spikes_per_channel": self.events / n if coded else None,
+            "silent_share": self.silent / n if coded else None,
+            "share_counts_le_7": self.le7 / n if coded else None,
+            "sparsity": 1.0 - self.events / (n * t) if coded else None,
+            "sparsity_step3": 1.0 - self.win3 / (3 * n) if coded else None,
+            "clipped_share": self.clipped / n if coded else None,
+            "effective_acs": self.events * self.n_out if coded else 0,
+            "effective_macs": self.entries * self.n_out,
+        }
+
+
+@dataclass
+class SequenceResult:
+    """What ``simulate_sequence`` returns. ``logits`` (N, L, vocab) float32; ``loss`` the mean
+    next-token cross-entropy in nats and ``perplexity`` exp(loss) when labels were given;
+    ``accuracy`` next-token top-1."""
+
+    logits: np.ndarray
+    tokens: int
+    projections: dict[str, ProjectionStats]
+    compute: dict[str, dict]  # dense-compute node -> {"kind", "ops"} over all tokens
+    loss: float | None = None
+    perplexity: float | None = None
+    accuracy: float | None = None
+    mode: str = "events"
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def events(self) -> int:
+        return sum(p.events for p in self.projections.values())
+
+
+def simulate_sequence(graph: Graph, tokens: np.ndarray, *, labels: np.ndarray | None = None, batch_size: int = 16,
+                      mode: str = "events", progress: Callable[[int, int], None] | None = None) -> SequenceResult:
+    """Run a language model graph on token ids (N, L).
+
+    mode: ``events`` - coded projections run step by step on their spike trains (above);
+          ``values`` - they take the value V_th x count at once (the pseudo-spiking computation
+          SpikingBrain trains and evaluates with; same counts, no steps), in the same float64
+          arithmetic, so that the two agree to float32 rounding. (The dense evaluator,
+          snc.backends.analog, computes coded projections in float32: a count that lies on a
+          rounding boundary can then differ by one, a difference of V_th in one entry.)
+    labels: next-token ids (N, L) for loss, perplexity and accuracy.
+    """
+    if not is_sequence_model(graph):
+        raise InvalidData("simulate_sequence runs language models (a Tokens input)")
+    if mode not in ("events", "values"):
+        raise InvalidData(f"unknown mode {mode!r} (use 'events' or 'values')")
+    (inp,) = graph.input_names
+    tokens = graph.nodes[inp].conform(tokens, inp)
+    if labels is not None:
+        labels = graph.nodes[inp].conform(labels, "labels").astype(np.int64)
+        if labels.shape != tokens.shape:
+            raise InvalidData(f"labels {labels.shape} and tokens {tokens.shape} differ in shape", node="labels")
+    shapes = graph.infer_shapes()
+    order = graph.topological_order()
+    out_name = graph.outputs[0]
+    stats: dict[str, ProjectionStats] = {}
+    compute: dict[str, dict] = {}
+    for name in order:
+        node = graph.nodes[name]
+        if isinstance(node, Projection):
+            (src,) = graph.inputs_of(name)
+            coder = graph.nodes[src] if isinstance(graph.nodes[src], SpikeCode) else None
+            stats[name] = ProjectionStats(name, src if coder else None, coder.coding if coder else None,
+                                          float(coder.k) if coder else None, *node.weight.shape[::-1])
+        elif hasattr(node, "ops_per_token"):
+            ins = [shapes[s] for s in graph.inputs_of(name)]
+            compute[name] = {"kind": node.kind, "ops_per_token": int(node.ops_per_token(ins)), "ops": 0}
+    n = len(tokens)
+    logits = []
+    nll, hits = 0.0, 0
+    with torch.inference_mode():
+        for start in range(0, n, batch_size):
+            ids = tokens[start:start + batch_size]
+            out = _run_batch(graph, order, ids, stats, mode)
+            logits.append(out)
+            n_tok = ids.size
+            for c in compute.values():
+                c["ops"] += c["ops_per_token"] * n_tok
+            if labels is not None:
+                y = torch.from_numpy(labels[start:start + batch_size]).reshape(-1)
+                lt = torch.from_numpy(out).reshape(-1, out.shape[-1]).double()
+                nll += float(torch.nn.functional.cross_entropy(lt, y, reduction="sum"))
+                hits += int((lt.argmax(-1) == y).sum())
+            if progress is not None:
+                progress(min(n, start + batch_size), n)
+    logits_arr = np.concatenate(logits) if logits else np.zeros((0,) + shapes[out_name], np.float32)
+    result = SequenceResult(logits=logits_arr, tokens=int(tokens.size), projections=stats, compute=compute, mode=mode)
+    if labels is not None and tokens.size:
+        result.loss = nll / tokens.size
+        result.perplexity = float(np.exp(result.loss))
+        result.accuracy = hits / tokens.size
+    clipped = [p.name for p in stats.values() if p.clipped]
+    if clipped:
+        share = sum(p.clipped for p in stats.values()) / max(1, sum(p.entries for p in stats.values() if p.coder))
+        result.notes.append(f"{share:.3%} of coded entries exceeded their coder's calibrated steps and were clipped "
+                            f"(in {len(clipped)} projection(s))")
+    return result
+
+
+def _run_batch(graph: Graph, order: list[str], ids: np.ndarray, stats: dict[str, ProjectionStats], mode: str) -> np.ndarray:
+    values: dict[str, torch.Tensor] = {}
+    codes: dict[str, tuple[np.ndarray, np.ndarray, int, int]] = {}  # coder -> counts, V_th, steps, clipped
+    for name in order:
+        node = graph.nodes[name]
+        srcs = graph.inputs_of(name)
+        if isinstance(node, Tokens):
+            values[name] = torch.from_numpy(ids)
+        elif isinstance(node, SpikeCode):
+            x = values[srcs[0]].numpy()
+            c, vth, clipped = node.code(x, name)
+            t = int(node.steps) if node.steps else max(1, sc.steps(c, node.coding))
+            codes[name] = (c, vth, t, int(round(clipped * c.size)))
+            values[name] = torch.from_numpy((vth * c).astype(np.float32))
+        elif isinstance(node, Projection) and srcs[0] in codes:
+            c, vth, t, clipped = codes[srcs[0]]
+            _count(stats[name], c, t, clipped, graph.nodes[srcs[0]].coding)
+            if mode == "values":
+                values[name] = _valued_projection(node, c, vth)
+            else:
+                values[name] = _coded_projection(node, c, vth, t, graph.nodes[srcs[0]].coding)
+        else:
+            values[name] = dense_ops.apply(node, [values[s] for s in srcs])
+            if isinstance(node, Projection):
+                p = stats[name]
+                p.tokens += int(np.prod(values[srcs[0]].shape[:-1]))
+                p.entries += int(values[srcs[0]].numel())
+    return values[graph.outputs[0]].numpy().astype(np.float32, copy=True)
+
+
+def _count(p: ProjectionStats, c: np.ndarray, t: int, clipped: int, coding: str) -> None:
+    ev = sc.events_per_entry(c, coding, t)
+    p.tokens += int(c.size // max(1, c.shape[-1]))
+    p.entries += int(c.size)
+    p.events += int(ev.sum())
+    p.silent += int(np.count_nonzero(c == 0))
+    p.le7 += int(np.count_nonzero(np.abs(c) <= 7))
+    p.win3 += int(np.minimum(ev, 3).sum())
+    p.clipped += clipped
+    p.steps = max(p.steps, t)
+
+
+def _finish(node: Projection, acc: torch.Tensor, vth: np.ndarray) -> torch.Tensor:
+    y = torch.from_numpy(np.asarray(vth, np.float64)) * acc
+    if node.bias is not None:
+        y = y + torch.from_numpy(np.asarray(node.bias, np.float64))
+    return y.float()
+
+
+def _valued_projection(node: Projection, c: np.ndarray, vth: np.ndarray) -> torch.Tensor:
+    """V_th x (W c) + b at once, in float64 (products of float32 weights and integer counts, and
+    their sums, are exact there: the same number as the step-by-step accumulation)."""
+    weight = torch.from_numpy(np.asarray(node.weight, np.float64))
+    return _finish(node, torch.from_numpy(c.astype(np.float64)) @ weight.T, vth)
+
+
+def _coded_projection(node: Projection, c: np.ndarray, vth: np.ndarray, t: int, coding: str) -> torch.Tensor:
+    """V_th x sum_t w_t (W s_t) + b, step by step over the events (float64 accumulation: exact
+    for the integer part while sums stay below 2**53 / max|W|)."""
+    trains = sc.expand(c, coding, t)
+    w_t = sc.weights(coding, t)
+    weight = torch.from_numpy(np.asarray(node.weight, np.float64))
+    acc = torch.zeros(c.shape[:-1] + (weight.shape[0],), dtype=torch.float64)
+    for step in range(t):
+        s = trains[step]
+        if not s.any():
+            continue
+        acc += float(w_t[step]) * (torch.from_numpy(s.astype(np.float64)) @ weight.T)
+    return _finish(node, acc, vth)
