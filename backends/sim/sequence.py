@@ -149,7 +149,7 @@ def simulate_sequence(graph: Graph, tokens: np.ndarray, *, labels: np.ndarray | 
     clipped = [p.name for p in stats.values() if p.clipped]
     if clipped:
         share = sum(p.clipped for p in stats.values()) / max(1, sum(p.entries for p in stats.values() if p.coder))
-        result.notes.append(f"{share:.3%} of coded entries exceeded their coder's calibrated steps and were clipped "
+        result.notes.append(f"{100 * share:.3g} % of coded entries exceeded their coder's calibrated steps and were clipped "
                             f"(in {len(clipped)} projection(s))")
     return result
 

@@ -14,6 +14,7 @@ Importing ``snc.frontends.torch`` registers them, so saved ``.pt2`` programs tha
 from __future__ import annotations
 
 import torch
+from torch.utils.flop_counter import register_flop_formula
 
 from snc.backends import sequence_ops as _ops
 
@@ -60,3 +61,16 @@ def _autograd(op, reference, n_tensors: int) -> None:
 
 _autograd(causal_attention, _ops.causal_attention, 3)
 _autograd(gated_linear_attention, _ops.gated_linear_attention, 4)
+
+
+def _parallel_form_flops(q_shape, *args, out_shape=None, **kwargs) -> int:
+    """What torch's FlopCounterMode counts for either operator: its two (N, heads, L, L) x d_h
+    matrix products as computed here in parallel form (full L x L, masked afterwards), 2 flops
+    per MAC: 4 N L^2 d. (The IR nodes' ``ops_per_token`` count the causal or recurrent work a
+    chip does instead.)"""
+    n, length, d = q_shape
+    return 4 * n * length * length * d
+
+
+register_flop_formula(torch.ops.snc.causal_attention)(_parallel_form_flops)
+register_flop_formula(torch.ops.snc.gated_linear_attention)(_parallel_form_flops)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import math
 
+import pytest
+
 from examples.spiking_lm import run
 
 KEYS = {"spikes_per_channel", "silent_share", "share_counts_le_7", "sparsity", "sparsity_step3", "effective_acs",
@@ -28,4 +30,12 @@ def test_reduced_example_runs_and_reports(tmp_path):
             assert all(KEYS <= set(row) for row in r["layers"].values())
             assert len(r["layers"]) == 8 + 7  # q, k, v, o, gate, up, down per block; g in the linear block
     assert math.isfinite(results["w8aspike@3.0"]["perplexity"])
+    # through the compiler: the traced IR's uncoded perplexity is PyTorch's; coded, it is near the
+    # pseudo-spiking hooks' (same coding and k, the head analog in both; steps calibrated there)
+    snc = results["snc"]
+    assert snc["uncoded_perplexity"] == pytest.approx(base, rel=1e-5)
+    assert snc["head_analog"]["perplexity"] == pytest.approx(results["ternary@3.0"]["perplexity"], rel=0.02)
+    assert snc["head_analog"]["perplexity"] != snc["uncoded_perplexity"]
+    assert KEYS <= set(snc["head_coded"]["totals"]) and len(snc["head_coded"]["layers"]) == 8 + 7 + 1
+    assert (tmp_path / "out" / "lm.pt2").exists() and (tmp_path / "out" / "tokens.npy").exists()
     assert (docs / "spiking_lm_results.md").exists() and (docs / "spiking_lm_k_sweep.png").stat().st_size > 1000

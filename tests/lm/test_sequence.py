@@ -18,7 +18,7 @@ from snc.errors import InvalidData, InvalidOption, UnsupportedOperator
 from snc.frontends.torch import from_torch
 from snc.ir import load, save
 from snc.ir import spike_coding as sc
-from snc.ir.sequence import Attention, LinearAttention, Norm, Projection, SpikeCode
+from snc.ir.sequence import Attention, LinearAttention, Norm, SpikeCode
 from snc.lm.pseudo import coded
 from snc.pipeline import compile as compile_graph
 

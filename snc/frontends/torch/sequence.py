@@ -30,7 +30,6 @@ import operator
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import torch
 import torch.fx
 
