@@ -315,7 +315,9 @@ class SpikeCode(Node):
 
     steps: the time base (from calibration data); counts that need more steps are clipped to
     what ``steps`` steps can carry, and the clipped share is reported. None: every batch takes
-    the steps its counts need."""
+    the steps its counts need.
+    payload_bits: a graded event's payload width (Loihi 2: 8 to 24 bits, signed here); larger
+    counts are clipped to +-(2**(bits-1) - 1)."""
 
     kind = "SpikeCode"
     role = CODER
@@ -326,6 +328,7 @@ class SpikeCode(Node):
     max_count: int | None = None
     lo: float = 1e-5
     hi: float = 1e4
+    payload_bits: int = 24
 
     def infer_shape(self, name, inputs):
         (shape,) = inputs
@@ -343,6 +346,9 @@ class SpikeCode(Node):
             raise InvalidGraph(f"{self.coding} coding needs steps >= {least}, got {self.steps}", node=name)
         if self.max_count is not None and self.max_count < 1:
             raise InvalidGraph(f"max_count must be >= 1, got {self.max_count}", node=name)
+        lo_bits, hi_bits = sc.PAYLOAD_BITS
+        if not lo_bits <= self.payload_bits <= hi_bits:
+            raise InvalidGraph(f"graded payloads take {lo_bits} to {hi_bits} bits, got {self.payload_bits}", node=name)
 
     def ops_per_token(self, shapes: list[Shape]) -> int:
         """The threshold (|x| accumulated, d) and the counts (a divide and a round per value, d)."""
@@ -350,7 +356,8 @@ class SpikeCode(Node):
 
     def limit(self) -> int | None:
         """The largest |count| this node's time base carries (None: unlimited)."""
-        limits = [m for m in (self.max_count, sc.max_count_for(self.coding, self.steps) if self.steps else None)
+        steps = self.steps if self.steps else (1 if self.coding == "graded" else None)
+        limits = [m for m in (self.max_count, sc.max_count_for(self.coding, steps, self.payload_bits) if steps else None)
                   if m is not None]
         return min(limits) if limits else None
 

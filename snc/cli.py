@@ -229,14 +229,16 @@ def _quantize_bits(quantize: str, weight_bits: int | None) -> int | None:
 @click.option("--k", "k", type=click.FloatRange(0, min_open=True), default=3.0, show_default=True,
               help="Language models: threshold divisor, V_th = mean(|x|)/k per token.")
 @click.option("--max-count", type=click.IntRange(min=1), default=None, help="Language models: clip counts to this magnitude.")
+@click.option("--payload-bits", type=click.IntRange(8, 24), default=24, show_default=True,
+              help="Language models, graded coding: payload bits per event (Loihi 2: 8 to 24); larger counts are clipped.")
 @click.option("--w8", is_flag=True, help="Language models: W8ASpike weights (INT8 per output row and group of 128 inputs).")
 @click.option("--exclude", default=None, metavar="NAMES", help="Language models: comma-separated projections whose input stays analog (e.g. the LM head).")
 @handle_errors
 def compile_cmd(model: str, output: str, calib: str | None, calib_labels: str | None, timesteps: int, percentile: float,
                 passes: str | None, hw: str | None, quantize: str, weight_bits: int | None, scaling: str, prune: bool,
                 prune_activity: bool, prune_sparsity: float | None, input_range: str | None, host_maxpool: bool,
-                verify: bool, as_json: bool, target: str, coding: str, k: float, max_count: int | None, w8: bool,
-                exclude: str | None) -> None:
+                verify: bool, as_json: bool, target: str, coding: str, k: float, max_count: int | None, payload_bits: int,
+                w8: bool, exclude: str | None) -> None:
     """Compile MODEL (.onnx, .pt2) into a spiking network artifact (.snir).
 
     Default passes: fold-bn, fold-affine, convert, balance, quantize, prune, map (`snc passes`);
@@ -275,7 +277,7 @@ def compile_cmd(model: str, output: str, calib: str | None, calib_labels: str | 
     if is_sequence_model(graph):
         from snc.lm.cli import compile_lm
 
-        lm_options = {"coding": coding, "k": k, "max_count": max_count, "w8": w8,
+        lm_options = {"coding": coding, "k": k, "max_count": max_count, "w8": w8, "payload_bits": payload_bits,
                       "exclude": tuple(e.strip() for e in exclude.split(",") if e.strip()) if exclude else ()}
         compile_lm(graph, out, calib, _check_passes(passes), lm_options, as_json, target, t0)
         return

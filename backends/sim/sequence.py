@@ -174,7 +174,8 @@ def _run_batch(graph: Graph, order: list[str], ids: np.ndarray, stats: dict[str,
             if mode == "values":
                 values[name] = _valued_projection(node, c, vth)
             else:
-                values[name] = _coded_projection(node, c, vth, t, graph.nodes[srcs[0]].coding)
+                coder = graph.nodes[srcs[0]]
+                values[name] = _coded_projection(node, c, vth, t, coder.coding, coder.payload_bits)
         else:
             values[name] = dense_ops.apply(node, [values[s] for s in srcs])
             if isinstance(node, Projection):
@@ -210,10 +211,11 @@ def _valued_projection(node: Projection, c: np.ndarray, vth: np.ndarray) -> torc
     return _finish(node, torch.from_numpy(c.astype(np.float64)) @ weight.T, vth)
 
 
-def _coded_projection(node: Projection, c: np.ndarray, vth: np.ndarray, t: int, coding: str) -> torch.Tensor:
+def _coded_projection(node: Projection, c: np.ndarray, vth: np.ndarray, t: int, coding: str,
+                      payload_bits: int = 24) -> torch.Tensor:
     """V_th x sum_t w_t (W s_t) + b, step by step over the events (float64 accumulation: exact
     for the integer part while sums stay below 2**53 / max|W|)."""
-    trains = sc.expand(c, coding, t)
+    trains = sc.expand(c, coding, t, payload_bits=int(payload_bits))
     w_t = sc.weights(coding, t)
     weight = torch.from_numpy(np.asarray(node.weight, np.float64))
     acc = torch.zeros(c.shape[:-1] + (weight.shape[0],), dtype=torch.float64)

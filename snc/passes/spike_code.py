@@ -38,6 +38,8 @@ class Options:
     k: float = option(3.0, "threshold divisor: V_th = mean(|x|) / k per token", check=lambda v: v > 0, expect="a number > 0")
     max_count: int | None = option(None, "clip counts to [-max_count, max_count] (None: the calibrated steps alone limit them)",
                                    check=lambda v: v >= 1, expect="an integer >= 1 or None")
+    payload_bits: int = option(24, "graded coding: payload bits of an event (Loihi 2: 8 to 24)",
+                               check=lambda v: sc.PAYLOAD_BITS[0] <= v <= sc.PAYLOAD_BITS[1], expect="an integer 8..24")
     w8: bool = option(False, "W8ASpike: INT8 weights per output row and group of input channels")
     w8_group: int = option(128, "input channels per W8 scale", check=lambda v: v >= 1, expect="an integer >= 1")
     exclude: tuple | list = option((), "projection names whose input stays analog (e.g. the LM head)")
@@ -62,7 +64,8 @@ def spike_code(graph: Graph, ctx: PassContext) -> Graph:
             continue
         if src not in coders:
             coder = f"{src}.code"
-            g.add(coder, SpikeCode(coding=opt.coding, k=float(opt.k), max_count=opt.max_count), [src])
+            g.add(coder, SpikeCode(coding=opt.coding, k=float(opt.k), max_count=opt.max_count,
+                                   payload_bits=int(opt.payload_bits)), [src])
             coders[src] = coder
         g.set_inputs(name, [coders[src]])
     if opt.w8:

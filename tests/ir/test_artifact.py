@@ -147,7 +147,21 @@ def every_kind_graph() -> ir.Graph:
           ["d3"])
     g.add("atr", ir.ATRLIF(shape=(4,), threshold=0.5, threshold_step=0.25, decay_current=0.5, decay_voltage=0.25,
                            decay_threshold=0.125, decay_refractory=0.75, step_fixed=7), ["d3"])
-    g.outputs = ["out", "count"]
+    # a language model's kinds (snc.ir.sequence)
+    sq = ir.sequence
+    g.add("tok", sq.Tokens(length=5, vocab=7))
+    g.add("emb", sq.Embedding(weight=w(7, 4)), ["tok"])
+    g.add("norm", sq.Norm(mode="layer", weight=w(4), bias=w(4), eps=1e-300), ["emb"])
+    g.add("code", sq.SpikeCode(coding="bitwise", k=2.5, steps=6, max_count=20, lo=1e-7, hi=3.0), ["norm"])
+    for p in ("q", "k", "v"):
+        g.add(p, sq.Projection(weight=w(4, 4), bias=w(4) if p == "v" else None), ["code"])
+    g.add("gate", sq.Projection(weight=w(2, 4)), ["code"])
+    g.add("att", sq.Attention(heads=2, window=3), ["q", "k", "v"])
+    g.add("gla", sq.LinearAttention(heads=2), ["q", "k", "v", "gate"])
+    g.add("act", sq.Activation(fn="gelu_tanh"), ["att"])
+    g.add("prod", sq.Product(), ["act", "gla"])
+    g.add("res", sq.Residual(), ["prod", "emb"])
+    g.outputs = ["out", "count", "res"]
     return g
 
 
@@ -282,6 +296,22 @@ NODES = {
                             gamma=bits_f32(st.just((n,))), beta=bits_f32(st.just((n,))), eps=st.floats(), meta=metas)
     ),
     "ScaleShift": st.builds(ir.ScaleShift, scale=bits_f32(small_shapes), shift=bits_f32(small_shapes), meta=metas),
+    # language-model kinds (snc.ir.sequence)
+    "Tokens": st.builds(ir.sequence.Tokens, length=st.integers(1, 9), vocab=st.integers(1, 2**40), meta=metas),
+    "Embedding": st.builds(ir.sequence.Embedding, weight=bits_f32(hnp.array_shapes(min_dims=2, max_dims=2, min_side=0, max_side=3)),
+                           meta=metas),
+    "Projection": st.builds(ir.sequence.Projection, weight=bits_f32(hnp.array_shapes(min_dims=2, max_dims=2, min_side=0, max_side=3)),
+                            bias=maybe(bits_f32(small_shapes)), meta=metas),
+    "Norm": st.builds(ir.sequence.Norm, mode=st.sampled_from(("rms", "layer")), weight=maybe(bits_f32(small_shapes)),
+                      bias=maybe(bits_f32(small_shapes)), eps=st.floats(), meta=metas),
+    "Activation": st.builds(ir.sequence.Activation, fn=st.sampled_from(ir.sequence.ACTIVATIONS), meta=metas),
+    "Product": st.builds(ir.sequence.Product, meta=metas),
+    "Residual": st.builds(ir.sequence.Residual, meta=metas),
+    "Attention": st.builds(ir.sequence.Attention, heads=st.integers(1, 4), window=st.integers(0, 9), meta=metas),
+    "LinearAttention": st.builds(ir.sequence.LinearAttention, heads=st.integers(1, 4), meta=metas),
+    "SpikeCode": st.builds(ir.sequence.SpikeCode, coding=st.sampled_from(("binary", "ternary", "bitwise", "graded")),
+                           k=st.floats(), steps=maybe(st.integers(1, 99)), max_count=maybe(st.integers(1, 99)),
+                           lo=st.floats(), hi=st.floats(), meta=metas),
 }
 
 

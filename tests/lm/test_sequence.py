@@ -204,3 +204,58 @@ def test_per_token_estimate_by_hand(lm):
     assert t["projection_macs"] == pytest.approx(macs)
     assert doc["quality"]["perplexity"] == pytest.approx(math.exp(doc["quality"]["loss"]))
     assert doc["footprint"]["loihi2"]["chips"] == 1
+
+
+def test_graded_payloads_clip_to_their_bits(lm):
+    _, tokens, _, g = lm
+    cg = compile_graph(g, tokens, coding="graded", k=3.0, payload_bits=8)
+    wide = compile_graph(g, tokens, coding="graded", k=3.0)
+    cap = sc.max_count_for("graded", 1, 8)
+    assert cap == 127
+    x = analog.evaluate(wide, tokens, keep=["blocks.0.mul"])["blocks.0.mul"]
+    c, _, _ = wide.nodes["blocks.0.mul.code"].code(x)
+    c8, _, share = cg.nodes["blocks.0.mul.code"].code(x)
+    assert share == np.count_nonzero(np.abs(c) > 127) / c.size and np.abs(c8).max() <= 127
+    r = simulate_sequence(cg, tokens)
+    assert r.projections["blocks.0.down"].steps == 1
+
+
+class _GPT(torch.nn.Module):
+    """A GPT-style block as people write it: scaled_dot_product_attention on head-split views,
+    LayerNorm, GELU, an untied head with a bias."""
+
+    def __init__(self, causal: bool = True):
+        super().__init__()
+        self.causal = causal
+        self.embed = torch.nn.Embedding(40, 16)
+        self.ln1, self.ln2 = torch.nn.LayerNorm(16), torch.nn.LayerNorm(16)
+        self.qkv = torch.nn.ModuleList(torch.nn.Linear(16, 16) for _ in range(3))
+        self.proj, self.fc, self.out = torch.nn.Linear(16, 16), torch.nn.Linear(16, 32), torch.nn.Linear(32, 16)
+        self.head = torch.nn.Linear(16, 40)
+
+    def forward(self, t):
+        x = self.embed(t)
+        b, n, d = x.shape
+        y = self.ln1(x)
+        q, k, v = (m(y).view(b, n, 4, 4).transpose(1, 2) for m in self.qkv)
+        a = torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=self.causal)
+        x = x + self.proj(a.transpose(1, 2).reshape(b, n, d))
+        x = x + self.out(torch.nn.functional.gelu(self.fc(self.ln2(x))))
+        return self.head(x)
+
+
+def test_a_gpt_block_with_scaled_dot_product_attention_traces():
+    torch.manual_seed(0)
+    model = _GPT().eval()
+    tokens = np.random.default_rng(0).integers(0, 40, (3, 10))
+    g = from_torch(model, tokens[:1])
+    kinds = sorted(g.nodes[n].kind for n in g.nodes)
+    assert kinds.count("Attention") == 1 and kinds.count("Projection") == 7 and kinds.count("Norm") == 2
+    with torch.no_grad():
+        ref = model(torch.from_numpy(tokens)).numpy()
+    np.testing.assert_allclose(analog.evaluate(g, tokens)[g.outputs[0]], ref, rtol=1e-5, atol=1e-5)
+    cg = compile_graph(g, tokens, coding="ternary")
+    r = simulate_sequence(cg, tokens)
+    assert r.logits.shape == (3, 10, 40) and len(r.projections) == 7
+    with pytest.raises(UnsupportedOperator, match="only causal attention"):
+        from_torch(_GPT(causal=False).eval(), tokens[:1])

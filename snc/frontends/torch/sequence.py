@@ -16,6 +16,8 @@ explicit dense-compute node:
   aten.add of two computed tensors             Residual
   snc.causal_attention (snc.lm.ops)            Attention (window 0 = full causal)
   snc.gated_linear_attention (snc.lm.ops)      LinearAttention
+  aten.scaled_dot_product_attention, causal,   Attention (the head split and merge
+  no mask, default scale, on head-split views  around it, view + transpose, vanish)
   clone, contiguous, alias, dropout (eval)     (nothing: the value passes through)
   ===========================================  =====================================
 
@@ -47,10 +49,22 @@ class _Value:
     shape: tuple[int, ...]  # sample shape (batch excluded)
 
 
+@dataclass
+class _Heads:
+    """A (L, d) value viewed as (L, heads, d_h) (``transposed``: as (heads, L, d_h)), the layout
+    ``aten.scaled_dot_product_attention`` reads; only views, transposes and attention take it."""
+
+    value: _Value
+    heads: int
+    transposed: bool
+
+
 _ACTS = {"aten.silu": "silu", "aten.relu": "relu", "aten.sigmoid": "sigmoid", "aten.tanh": "tanh", "aten.gelu": "gelu"}
 _PASS = ("aten.clone", "aten.contiguous", "aten.alias", "aten.dropout", "aten.detach", "aten.lift_fresh_copy")
+_VIEWS = ("aten.view", "aten.reshape", "aten._unsafe_view")
 SUPPORTED = sorted(["aten.embedding", "aten.linear", "aten.matmul", "aten.mm", "aten.rms_norm", "aten.layer_norm",
-                    "aten.mul", "aten.add", "snc.causal_attention", "snc.gated_linear_attention", *_ACTS, *_PASS])
+                    "aten.mul", "aten.add", "snc.causal_attention", "snc.gated_linear_attention",
+                    "aten.scaled_dot_product_attention", "aten.transpose", *_VIEWS, *_ACTS, *_PASS])
 
 
 def is_token_program(ep: "torch.export.ExportedProgram") -> bool:
@@ -152,7 +166,7 @@ class _SequenceConverter:
             self._fail("indexing a computed value is not supported")
         args = [self._map(a) for a in node.args]
         kwargs = {k: self._map(v) for k, v in node.kwargs.items()}
-        computed = [a for a in list(args) + list(kwargs.values()) if isinstance(a, _Value)]
+        computed = [a for a in list(args) + list(kwargs.values()) if isinstance(a, (_Value, _Heads))]
         if not isinstance(target, torch._ops.OpOverload):
             self._fail(f"{getattr(target, '__name__', target)} is not supported")
         op = str(target.overloadpacket)
@@ -164,6 +178,10 @@ class _SequenceConverter:
                 self._fail(f"could not evaluate it on constants ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})")
         if op in _PASS:
             return args[0]
+        if op in _VIEWS or op in ("aten.transpose", "aten.scaled_dot_product_attention"):
+            return self._heads(op, args, kwargs)
+        if any(isinstance(a, _Heads) for a in computed):
+            self._fail("a head-split view is read by something other than attention or the merge of its heads")
         if op == "aten.embedding":
             weight, ids = args[0], args[1]
             if not isinstance(weight, torch.Tensor) or not isinstance(ids, _Value) or len(ids.shape) != 1:
@@ -219,6 +237,42 @@ class _SequenceConverter:
             q, k, v, a, heads = args
             return self._add(LinearAttention(heads=int(heads)), [q, k, v, a], q.shape)
         self._fail(f"not supported in a language model; supported: {', '.join(SUPPORTED)}")
+
+    def _heads(self, op: str, args: list, kwargs: dict) -> Any:
+        """The head split (view (b, L, h, d_h), transpose(1, 2)) around scaled-dot-product
+        attention and the merge after it (transpose(1, 2), view (b, L, d)): no IR node, only the
+        layout is followed; the attention becomes an ``Attention`` node."""
+        x = args[0]
+        if op in _VIEWS:
+            shape = [int(d) for d in args[1]]
+            if isinstance(x, _Value) and len(x.shape) == 2 and len(shape) == 4 and shape[1] == x.shape[0] \
+                    and shape[2] * shape[3] == x.shape[1]:
+                return _Heads(x, shape[2], transposed=False)
+            if isinstance(x, _Heads) and not x.transposed and len(shape) == 3 and tuple(shape[1:]) == x.value.shape:
+                return x.value
+            if isinstance(x, _Value) and len(shape) == len(x.shape) + 1 and tuple(shape[1:]) == x.shape:
+                return x  # a view that changes nothing
+            self._fail(f"a view to {shape} is supported only to split (b, L, heads, d_h) and merge attention heads")
+        if op == "aten.transpose":
+            dims = sorted(int(d) % 4 for d in args[1:3])
+            if isinstance(x, _Heads) and dims == [1, 2]:
+                return _Heads(x.value, x.heads, not x.transposed)
+            self._fail("a transpose is supported only between the token and head axes of a head-split view")
+        q, k, v = args[:3]
+        mask = args[3] if len(args) > 3 else kwargs.get("attn_mask")
+        dropout = args[4] if len(args) > 4 else kwargs.get("dropout_p", 0.0)
+        causal = args[5] if len(args) > 5 else kwargs.get("is_causal", False)
+        scale = args[6] if len(args) > 6 else kwargs.get("scale")
+        if not all(isinstance(t, _Heads) and t.transposed for t in (q, k, v)) or len({t.heads for t in (q, k, v)}) != 1:
+            self._fail("attention needs q, k and v split into the same heads, (b, heads, L, d_h)")
+        dh = q.value.shape[1] // q.heads
+        if mask is not None or not causal or float(dropout) != 0.0 or kwargs.get("enable_gqa"):
+            self._fail("only causal attention without a mask, dropout or grouped heads is supported "
+                       "(a sliding window: snc.lm.ops.causal_attention)")
+        if scale is not None and abs(float(scale) - dh ** -0.5) > 1e-12:
+            self._fail(f"attention scale {scale} differs from 1/sqrt(d_h); snc's Attention uses 1/sqrt(d_h)")
+        out = self._add(Attention(heads=q.heads, window=0), [q.value, k.value, v.value], q.value.shape)
+        return _Heads(out, q.heads, transposed=True)
 
     def _check_last(self, x: Any, shape: Any) -> None:
         if not isinstance(x, _Value) or list(shape) != [x.shape[-1]]:
