@@ -133,6 +133,20 @@ def expand(c: np.ndarray, coding: str, t_steps: int | None = None, payload_bits:
             out[0] = c
         return out
     t = np.arange(t_steps).reshape((-1,) + (1,) * c.ndim)
+    return _events(c, coding, t_steps, t)
+
+
+def step_events(c: np.ndarray, coding: str, t_steps: int, t: int) -> np.ndarray:
+    """Step ``t`` of ``expand(c, coding, t_steps)`` alone (same dtype and values), for a
+    simulator that walks the steps; the counts must already fit ``t_steps`` (``expand`` checks)."""
+    c = np.asarray(c, np.int64)
+    if coding == "graded":
+        return c.copy() if t == 0 else np.zeros_like(c)
+    return _events(c, coding, int(t_steps), int(t))
+
+
+def _events(c: np.ndarray, coding: str, t_steps: int, t) -> np.ndarray:
+    """The events of step(s) t (an int, or an array broadcasting against c) of a coding other than graded."""
     if coding == "binary":
         return (t < c).astype(np.int8)
     if coding == "ternary":

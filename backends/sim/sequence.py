@@ -157,6 +157,7 @@ def simulate_sequence(graph: Graph, tokens: np.ndarray, *, labels: np.ndarray | 
 def _run_batch(graph: Graph, order: list[str], ids: np.ndarray, stats: dict[str, ProjectionStats], mode: str) -> np.ndarray:
     values: dict[str, torch.Tensor] = {}
     codes: dict[str, tuple[np.ndarray, np.ndarray, int, int]] = {}  # coder -> counts, V_th, steps, clipped
+    trains: dict[str, _Trains] = {}  # coder -> its events, built once for all the projections it feeds
     for name in order:
         node = graph.nodes[name]
         srcs = graph.inputs_of(name)
@@ -175,7 +176,9 @@ def _run_batch(graph: Graph, order: list[str], ids: np.ndarray, stats: dict[str,
                 values[name] = _valued_projection(node, c, vth)
             else:
                 coder = graph.nodes[srcs[0]]
-                values[name] = _coded_projection(node, c, vth, t, coder.coding, coder.payload_bits)
+                if srcs[0] not in trains:
+                    trains[srcs[0]] = _Trains(c, coder.coding, t, coder.payload_bits)
+                values[name] = _coded_projection(node, c, vth, t, coder.coding, trains=trains[srcs[0]])
         else:
             values[name] = dense_ops.apply(node, [values[s] for s in srcs])
             if isinstance(node, Projection):
@@ -211,17 +214,44 @@ def _valued_projection(node: Projection, c: np.ndarray, vth: np.ndarray) -> torc
     return _finish(node, torch.from_numpy(c.astype(np.float64)) @ weight.T, vth)
 
 
+class _Trains:
+    """A coder's events for one batch, step by step, shared by the projections it feeds: for
+    each step with events, the tokens (rows) and channels (columns) that have any, and the events
+    on them (int8, or int64 graded payloads). Binary and ternary trains end early for most
+    tokens (a token is silent from step max|c|), so each step touches only the tokens and
+    channels still active."""
+
+    def __init__(self, c: np.ndarray, coding: str, t: int, payload_bits: int) -> None:
+        sc.expand(c[:1], coding, t, payload_bits)  # validates the coding, steps and payloads (cheaply)
+        if coding == "graded":
+            limit = 2 ** (int(payload_bits) - 1) - 1
+            if np.abs(c).max(initial=0) > limit:
+                sc.expand(c, coding, t, payload_bits)  # raises, naming the count
+        self.shape = c.shape
+        c2 = c.reshape(-1, c.shape[-1])
+        self.weights = sc.weights(coding, t)
+        self.blocks: list[tuple[int, np.ndarray, np.ndarray, np.ndarray]] = []
+        span = np.abs(c2).max(axis=1) if coding in ("binary", "ternary") else None
+        for step in range(t):
+            rows = np.flatnonzero(span > step) if span is not None else np.arange(len(c2))
+            if not rows.size:
+                break
+            s = sc.step_events(c2[rows], coding, t, step)
+            keep = s.any(axis=1)
+            rows, s = rows[keep], s[keep]
+            if not rows.size:
+                continue
+            cols = np.flatnonzero(s.any(axis=0))
+            self.blocks.append((step, rows, cols, s[:, cols]))
+
+
 def _coded_projection(node: Projection, c: np.ndarray, vth: np.ndarray, t: int, coding: str,
-                      payload_bits: int = 24) -> torch.Tensor:
+                      payload_bits: int = 24, trains: _Trains | None = None) -> torch.Tensor:
     """V_th x sum_t w_t (W s_t) + b, step by step over the events (float64 accumulation: exact
     for the integer part while sums stay below 2**53 / max|W|)."""
-    trains = sc.expand(c, coding, t, payload_bits=int(payload_bits))
-    w_t = sc.weights(coding, t)
-    weight = torch.from_numpy(np.asarray(node.weight, np.float64))
-    acc = torch.zeros(c.shape[:-1] + (weight.shape[0],), dtype=torch.float64)
-    for step in range(t):
-        s = trains[step]
-        if not s.any():
-            continue
-        acc += float(w_t[step]) * (torch.from_numpy(s.astype(np.float64)) @ weight.T)
-    return _finish(node, acc, vth)
+    trains = trains or _Trains(c, coding, t, payload_bits)
+    weight = np.asarray(node.weight, np.float64)
+    acc = np.zeros((int(np.prod(c.shape[:-1])), weight.shape[0]), np.float64)
+    for step, rows, cols, s in trains.blocks:
+        acc[rows] += float(trains.weights[step]) * (s.astype(np.float64) @ weight[:, cols].T)
+    return _finish(node, torch.from_numpy(acc.reshape(c.shape[:-1] + (weight.shape[0],))), vth)

@@ -121,3 +121,12 @@ def test_w8_weights_per_row_and_group_by_hand():
     q, scales = sc.w8_weights(big)
     assert scales.shape == (4, 3) and q.dtype == np.int8 and np.abs(q).max() == 127
     assert np.all(err <= np.repeat(scales, 128, axis=1)[:, :300] / 2 + 1e-15)  # at most half a step
+
+
+@pytest.mark.parametrize("coding", sc.CODINGS)
+def test_step_events_are_the_steps_of_expand(coding):
+    c = np.array([[0, 3, 7, 1], [2, 0, 5, 6]]) if coding == "binary" else np.array([[0, -3, 7, -1], [2, -8, 5, 6]])
+    t = sc.steps(c, coding) + 1
+    trains = sc.expand(c, coding, t)
+    for step in range(t):
+        np.testing.assert_array_equal(sc.step_events(c, coding, t, step), trains[step])
