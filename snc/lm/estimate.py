@@ -162,10 +162,15 @@ def format_per_token(doc: dict) -> str:
     lines = [table(rows, head), ""]
     lines.append(f"dense compute: {t['dense_compute_macs']:,.0f} ops per token, {t['dense_compute_energy_j'] * 1e12:,.1f} pJ "
                  "(charged in every column)")
+    kinds: dict[str, int] = {}
+    for c in doc["compute"]:
+        kinds[c["kind"]] = kinds.get(c["kind"], 0) + c["ops_per_token"]
+    kinds["V_th rescale"] = t["dense_compute_macs"] - sum(kinds.values())
+    lines.append("  by kind (ops per token): " + ", ".join(f"{k} {v:,.0f}" for k, v in sorted(kinds.items(), key=lambda kv: -kv[1])))
     for h in hw:
         ratio = doc["baseline"]["ratio"][h]
         lines.append(f"energy per token on {h}: {t['energy_by_hw'][h] * 1e9:.3f} nJ; {doc['baseline']['name']}: "
-                     f"{doc['baseline']['energy_j'] * 1e9:.3f} nJ ({ratio:.2f}x)")
+                     f"{doc['baseline']['energy_j'] * 1e9:.3f} nJ (ANN / {h} = {ratio:.2f})")
     for h, fp in doc["footprint"].items():
         lines.append(f"{h}: projection weights ({fp['weight_bits']} bits) on {fp['cores']} cores, {fp['chips']} chip(s)")
     q = doc["quality"]
