@@ -31,6 +31,9 @@ $(VENV)/.installed: pyproject.toml
 	# snnTorch is a reference implementation for tests and benchmarks; its own requirements
 	# would replace the pinned torch, so it goes in without dependencies.
 	$(VENV)/bin/pip install --quiet --no-deps snntorch
+	# nirtorch: snnTorch's NIR exporter needs it (tests compare snc with snnTorch through NIR);
+	# its declared torch requirement would also replace the pinned torch.
+	$(VENV)/bin/pip install --quiet --no-deps nirtorch==2.6
 	touch $@
 
 # Lava 0.10 needs Python 3.10 and numpy < 2: its own environment, without torch.

@@ -127,18 +127,27 @@ class _BackendChoice(click.ParamType):
         return value
 
 
-def _load_graph(path: str):
+def _load_graph(path: str, **nir_options: Any):
+    """The model at ``path``; ``nir_options`` (dt, reset, reset_timing) reach the NIR frontend."""
+    nir_options = {k: v for k, v in nir_options.items() if v is not None}
+    if nir_options and Path(path).suffix.lower() == ".nir" and Path(path).is_file():
+        from snc.frontends.nir import load_nir
+
+        return load_nir(path, **nir_options)
+    if nir_options:
+        raise SncError(f"--dt, --reset and --reset-timing apply to NIR (.nir) models; {path} is not one")
     from snc.frontends import load_model
 
     return load_model(path)
 
 
-def _compiled(path: str, calib: str | None, percentile: float, timesteps: int | None, passes: str | None = None):
+def _compiled(path: str, calib: str | None, percentile: float, timesteps: int | None, passes: str | None = None,
+              **nir_options: Any):
     """An artifact as is, or a model compiled on the fly with the calibration data."""
     from snc.data import load_samples
     from snc.pipeline import compile as compile_graph
 
-    graph = _load_graph(path)
+    graph = _load_graph(path, **nir_options)
     if graph.is_spiking and any(n.role == "readout" for n in graph.nodes.values()):
         return graph
     from snc.ir.sequence import is_sequence_model
@@ -379,9 +388,12 @@ def _progress_bar(total: int, label: str):
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Simulate only the first N samples.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of rate-encoded inputs.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of tables.")
+@click.option("--dt", type=click.FloatRange(0, min_open=True), default=None, help="NIR input: the time step in seconds (default 1e-4, forward Euler).")
+@click.option("--reset", "nir_reset", type=click.Choice(["zero", "subtract"]), default=None, help="NIR input: the reset NIR cannot carry (default: zero, NIR's reset to v_reset = 0).")
+@click.option("--reset-timing", type=click.Choice(["immediate", "next_step"]), default=None, help="NIR input: next_step applies a spike's reset after the next step's input (snnTorch).")
 @handle_errors
 def simulate_cmd(artifact, data_path, labels_path, calib, timesteps, batch_size, arithmetic, fixed_point, timing, backend, check,
-                 lava_timeout, percentile, limit, seed, as_json) -> None:
+                 lava_timeout, percentile, limit, seed, as_json, dt, nir_reset, reset_timing) -> None:
     """Simulate ARTIFACT (.snir, or a model compiled on the fly with --calib) on --data."""
     from snc.backends.sim import simulate
 
@@ -389,7 +401,7 @@ def simulate_cmd(artifact, data_path, labels_path, calib, timesteps, batch_size,
         raise SncError("--check compares Lava with snc's simulator: use it with --backend lava")
     if backend == "lava" and timing == "sync":
         raise SncError("Lava delivers spikes with a one-step synaptic delay: --timing sync is not available with --backend lava")
-    graph = _compiled(artifact, calib, percentile, timesteps)
+    graph = _compiled(artifact, calib, percentile, timesteps, dt=dt, reset=nir_reset, reset_timing=reset_timing)
     from snc.ir.sequence import is_sequence_model
 
     if is_sequence_model(graph):

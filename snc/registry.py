@@ -67,6 +67,12 @@ def _load_pt2(path: Path):
     return load_pt2(path)
 
 
+def _load_nir(path: Path):
+    from snc.frontends.nir import load_nir
+
+    return load_nir(path)
+
+
 def _load_snir(path: Path):
     from snc.ir import load
 
@@ -95,6 +101,7 @@ def _simulate_snc(graph, data, **kw):
 BUILTIN_FRONTENDS = {
     "onnx": Frontend("onnx", (".onnx",), _load_onnx, "ONNX models (opset 7-21)"),
     "torch": Frontend("torch", (".pt2",), _load_pt2, "torch.export programs (.pt2; never unpickled)"),
+    "nir": Frontend("nir", (".nir",), _load_nir, "NIR graphs (.nir; dt 1e-4 s, forward Euler; snc.frontends.nir)"),
     "snir": Frontend("snir", (".snir",), _load_snir, "snc artifacts"),
 }
 BUILTIN_BACKENDS = {

@@ -1,0 +1,289 @@
+"""NIR graphs (``.nir``, the Neuromorphic Intermediate Representation, read with the ``nir``
+package) in, spiking snc graphs out.
+
+NIR is continuous in time; snc steps. Every neuron is discretised with an explicit step ``dt``
+(default 1e-4 s, what snnTorch and SpikingJelly export with) by forward Euler, and the result is
+reported per population in ``graph.meta["notes"]`` and ``graph.meta["nir"]``:
+
+* ``LIF``  tau v' = (v_leak - v) + r I:  v <- (1 - dt/tau) v + (dt/tau) r I + (dt/tau) v_leak
+  -> snc LIF with decay_voltage = dt/tau (no current state: decay_current = 1), input gain
+  (dt/tau) r, bias (dt/tau) v_leak. snnTorch writes tau = dt/(1 - beta), r = tau/dt, so this is
+  its v <- beta v + I exactly.
+* ``IF``   v' = r I:  v <- v + dt r I  -> snc IF with input gain dt r.
+* ``CubaLIF`` tau_syn I' = -I + w_in S, tau_mem v' = (v_leak - v) + r I -> snc LIF with
+  decay_current = dt/tau_syn, decay_voltage = dt/tau_mem, input gain (dt/tau_syn) w_in (dt/tau_mem) r.
+* ``LI`` feeding an ``Output`` -> a leaky readout (its membrane is the output); an ``Output``
+  after spiking neurons -> a spike-count readout.
+
+A gain within 1e-5 of 1 is taken as 1 (producers write r = tau/dt in float32, 1 - 3e-7); any
+other gain scales the weights of the synapses feeding the population. Affine biases become the
+neurons' bias currents (times the gain). Spikes fire when v > v_threshold (strict, as NIR) and
+reset v to v_reset, which must be 0 (snc's ``zero`` reset); NIR has no subtractive reset, so a
+producer whose neurons subtract (snnTorch's default, Sinabs) loses it on export: ``reset=
+"subtract"`` restores it, and ``reset_timing="next_step"`` applies a spike's reset after the next
+step's decay and input, as snnTorch does (snc's CubaLIF with that timing). Several edges into one node are summed. Input nodes take spikes
+(N, T, *shape) by default.
+
+Refused with the node's name: Delay, Threshold, I, CubaLI, Conv1d, LI not followed by an Output,
+a reset to a value other than 0, cycles, nested graphs.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from snc.errors import InvalidModel, UnsupportedOperator
+from snc.ir import IF, LIF, AvgPool2d, Conv2d, Dense, Flatten, Graph, Input, Readout, Scale, SumPool2d
+from snc.ir.synapses import Add
+
+DEFAULT_DT = 1e-4
+_GAIN_TOLERANCE = 1e-5
+
+
+def load_nir(path: str | os.PathLike, *, dt: float = DEFAULT_DT, reset: str | None = None,
+             reset_timing: str = "immediate", encoding: str = "spikes") -> Graph:
+    """Read a ``.nir`` file (HDF5, through ``nir.read``) into a spiking graph. Raises
+    InvalidModel naming the file for unreadable files, UnsupportedOperator naming the node."""
+    import nir
+
+    path = Path(path)
+    try:
+        g = nir.read(str(path))
+    except Exception as exc:  # h5py and nir raise many types; one line for the user
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise InvalidModel(f"not a readable NIR file ({type(exc).__name__}: {first[:200]})", file=str(path)) from None
+    try:
+        graph = from_nir(g, dt=dt, reset=reset, reset_timing=reset_timing, encoding=encoding, name=path.stem)
+    except (UnsupportedOperator, InvalidModel) as exc:
+        exc.file = exc.file or str(path)
+        raise
+    graph.meta["source"]["file"] = str(path)
+    return graph
+
+
+def _arr(v: Any) -> np.ndarray:
+    return np.asarray(v.detach().numpy() if hasattr(v, "detach") else v, dtype=np.float64)
+
+
+def _shape(t: Any) -> tuple[int, ...]:
+    value = t.get("input", t.get("output")) if isinstance(t, dict) else t
+    return tuple(int(d) for d in np.asarray(value).reshape(-1))
+
+
+def _pair(v: Any) -> tuple[int, int]:
+    a = np.asarray(v).reshape(-1)
+    return (int(a[0]), int(a[0])) if a.size == 1 else (int(a[0]), int(a[1]))
+
+
+def from_nir(g, *, dt: float = DEFAULT_DT, reset: str | None = None, reset_timing: str = "immediate",
+             encoding: str = "spikes", name: str = "nir") -> Graph:
+    import networkx as nx
+
+    if not dt > 0:
+        raise InvalidModel(f"dt must be > 0, got {dt}")
+    if reset not in (None, "zero", "subtract"):
+        raise InvalidModel(f"reset must be 'zero' or 'subtract', got {reset!r}")
+    if reset_timing not in ("immediate", "next_step"):
+        raise InvalidModel(f"reset timing must be 'immediate' or 'next_step', got {reset_timing!r}")
+    nodes = dict(g.nodes)
+    edges = [(str(a), str(b)) for a, b in g.edges]
+    for a, b in edges:
+        for n in (a, b):
+            if n not in nodes:
+                raise InvalidModel(f"edge ({a!r}, {b!r}) names a node that does not exist", node=n)
+    dg = nx.DiGraph()
+    dg.add_nodes_from(nodes)
+    dg.add_edges_from(edges)
+    if not nx.is_directed_acyclic_graph(dg):
+        cycle = nx.find_cycle(dg)
+        raise UnsupportedOperator(f"recurrent NIR graphs (a cycle through {cycle[0][0]!r}) are not read yet", node=cycle[0][0])
+    preds = {n: list(dg.predecessors(n)) for n in nodes}
+    succs = {n: list(dg.successors(n)) for n in nodes}
+    out = Graph(name)
+    notes: list[str] = []
+    per_pop: dict[str, dict] = {}
+    made: dict[str, str] = {}  # NIR node -> the snc node that carries its value
+    bias_of: dict[str, np.ndarray] = {}  # Affine node -> its bias, for the neurons it feeds
+    outputs: list[str] = []
+
+    def kind(n: str) -> str:
+        return type(nodes[n]).__name__
+
+    def source(n: str, what: str) -> str:
+        """The snc node carrying the sum of n's inputs (an Add when several edges meet)."""
+        ins = [made[p] for p in preds[n] if p in made]
+        if not ins:
+            raise UnsupportedOperator(f"{what} has no input", node=n)
+        if len(ins) == 1:
+            return ins[0]
+        out.add(f"{n}.sum", Add(), ins)
+        return f"{n}.sum"
+
+    def gained(n: str, gain: np.ndarray, shape: tuple[int, ...]) -> tuple[list[str], np.ndarray | None]:
+        """The population's inputs with ``gain`` applied, and its bias current from Affine biases."""
+        ins = [made[p] for p in preds[n]]
+        bias = np.zeros(shape)
+        has_bias = False
+        for p in preds[n]:
+            if p in bias_of:
+                bias = bias + np.broadcast_to(_bias_shape(bias_of[p], shape), shape)
+                has_bias = True
+        g_arr = np.broadcast_to(gain, shape)
+        if np.all(np.abs(g_arr - 1.0) <= _GAIN_TOLERANCE):
+            return ins, (bias.astype(np.float32) if has_bias else None)
+        scaled = f"{n}.gain"
+        src = ins[0] if len(ins) == 1 else None
+        if src is None:
+            out.add(f"{n}.sum", Add(), ins)
+            src = f"{n}.sum"
+        out.add(scaled, Scale(scale=np.asarray(g_arr, np.float32)), [src])
+        return [scaled], ((g_arr * bias).astype(np.float32) if has_bias else None)
+
+    for n in nx.topological_sort(dg):
+        node = nodes[n]
+        k = kind(n)
+        if k == "Input":
+            shape = _shape(node.input_type)
+            out.add(n, Input(shape=shape, encoding=encoding))
+            made[n] = n
+        elif k in ("Affine", "Linear"):
+            w = _arr(node.weight)
+            if w.ndim != 2:
+                raise UnsupportedOperator(f"{k} weight of shape {w.shape} (snc reads 2-D weights)", node=n)
+            out.add(n, Dense(weight=w.astype(np.float32)), [source(n, k)])
+            made[n] = n
+            if k == "Affine" and node.bias is not None and np.any(_arr(node.bias) != 0):
+                _neurons_only(n, succs[n], kind, "its bias becomes their bias current")
+                bias_of[n] = _arr(node.bias)
+        elif k == "Conv2d":
+            w = _arr(node.weight)
+            pad = _pair(node.padding) if not isinstance(node.padding, str) else None
+            if pad is None:
+                raise UnsupportedOperator(f"Conv2d padding {node.padding!r} (snc reads explicit padding)", node=n)
+            out.add(n, Conv2d(weight=w.astype(np.float32), stride=_pair(node.stride), padding=pad,
+                              dilation=_pair(node.dilation), groups=int(np.asarray(node.groups).reshape(-1)[0])),
+                    [source(n, k)])
+            made[n] = n
+            if node.bias is not None and np.any(_arr(node.bias) != 0):
+                _neurons_only(n, succs[n], kind, "its bias becomes their bias current")
+                bias_of[n] = _arr(node.bias)
+        elif k in ("SumPool2d", "AvgPool2d"):
+            cls = SumPool2d if k == "SumPool2d" else AvgPool2d
+            out.add(n, cls(kernel=_pair(node.kernel_size), stride=_pair(node.stride), padding=_pair(node.padding)),
+                    [source(n, k)])
+            made[n] = n
+        elif k == "Flatten":
+            out.add(n, Flatten(), [source(n, k)])
+            made[n] = n
+        elif k == "Scale":
+            out.add(n, Scale(scale=_arr(node.scale).astype(np.float32)), [source(n, k)])
+            made[n] = n
+        elif k in ("LIF", "IF", "CubaLIF"):
+            shape = tuple(int(d) for d in np.shape(_arr(node.v_threshold))) or None
+            shape = shape or _shape(node.input_type)
+            v_reset = _arr(node.v_reset) if getattr(node, "v_reset", None) is not None else np.zeros(1)
+            if np.any(v_reset != 0):
+                raise UnsupportedOperator("a reset to a value other than 0 (snc's LIF resets to 0 or subtracts)", node=n)
+            r = _arr(node.r)
+            if k == "IF":
+                gain, dv, dc, leak = dt * r, None, None, np.zeros(1)
+            elif k == "LIF":
+                a = dt / _arr(node.tau)
+                gain, dv, dc, leak = a * r, a, 1.0, a * _arr(node.v_leak)
+            else:
+                a_s, a_m = dt / _arr(node.tau_syn), dt / _arr(node.tau_mem)
+                gain, dv, dc, leak = a_s * _arr(node.w_in) * a_m * r, a_m, a_s, a_m * _arr(node.v_leak)
+                if any(p in bias_of for p in preds[n]):
+                    raise UnsupportedOperator("a CubaLIF fed through a bias (it passes the synaptic current, not v)", node=n)
+            for what, v in (("decay", dv), ("synaptic decay", dc)):
+                if v is not None and np.any((np.asarray(v) <= 0) | (np.asarray(v) > 1)):
+                    raise UnsupportedOperator(f"{what} dt/tau outside (0, 1] with dt = {dt:g} s: choose a smaller dt", node=n)
+            ins, bias = gained(n, gain, shape)
+            if np.any(leak != 0):
+                bias = (np.zeros(shape, np.float32) if bias is None else bias) + np.broadcast_to(leak, shape).astype(np.float32)
+            mode = reset or "zero"
+            threshold = np.broadcast_to(_arr(node.v_threshold), shape).astype(np.float32)
+            if reset_timing == "next_step":  # snnTorch: a spike's reset lands after the next step's decay and input
+                from snc.ir import CubaLIF
+
+                pop = CubaLIF(shape=shape, threshold=threshold, reset=mode, bias=bias, reset_timing="next_step",
+                              decay_current=1.0 if dc is None else _scalar(dc, n, "synaptic decay"),
+                              decay_voltage=0.0 if dv is None else _scalar(dv, n, "decay"))
+            elif k == "IF":
+                pop = IF(shape=shape, threshold=threshold, reset=mode, bias=bias)
+            else:
+                pop = LIF(shape=shape, threshold=threshold, reset=mode, bias=bias,
+                          decay_current=_scalar(dc, n, "synaptic decay"), decay_voltage=_scalar(dv, n, "decay"))
+            out.add(n, pop, ins)
+            made[n] = n
+            per_pop[n] = {"nir": k, "dt": dt, "gain": float(np.mean(gain)), "decay_voltage": None if dv is None else float(np.mean(dv)),
+                          "decay_current": None if dc is None else float(np.mean(dc)), "reset": mode}
+            notes.append(f"{n}: NIR {k} at dt = {dt:g} s -> snc {pop.kind}"
+                         + ("" if dv is None else f", decay {float(np.mean(dv)):.6g}")
+                         + ("" if dc in (None, 1.0) else f", synaptic decay {float(np.mean(dc)):.6g}")
+                         + f", input gain {float(np.mean(gain)):.6g}"
+                         + (" (taken as 1)" if np.all(np.abs(np.broadcast_to(gain, shape) - 1) <= _GAIN_TOLERANCE) else "")
+                         + f", reset {mode}" + (" (NIR: to v_reset = 0)" if reset is None else " (asked for)")
+                         + (", applied at the next step" if reset_timing == "next_step" else ""))
+        elif k == "LI":
+            if not all(kind(s) == "Output" for s in succs[n]) or not succs[n]:
+                raise UnsupportedOperator("LI is read only as the readout before an Output", node=n)
+            a = dt / _arr(node.tau)
+            shape = tuple(int(d) for d in np.shape(_arr(node.tau))) or _shape(node.input_type)
+            ins, bias = gained(n, a * _arr(node.r), shape)
+            leak = a * _arr(node.v_leak)
+            if np.any(leak != 0):
+                bias = (np.zeros(shape, np.float32) if bias is None else bias) + np.broadcast_to(leak, shape).astype(np.float32)
+            out.add(n, Readout(shape=shape, mode="membrane", bias=bias, decay_current=1.0,
+                               decay_voltage=_scalar(a, n, "decay")), ins)
+            made[n] = n
+            outputs.append(n)
+            notes.append(f"{n}: NIR LI at dt = {dt:g} s -> snc leaky readout, decay {float(np.mean(a)):.6g}")
+        elif k == "Output":
+            ups = preds[n]
+            if len(ups) == 1 and kind(ups[0]) == "LI":
+                continue
+            if len(ups) != 1 or kind(ups[0]) not in ("LIF", "IF", "CubaLIF"):
+                raise UnsupportedOperator("an Output is read after one spiking population or an LI", node=n)
+            shape = out.infer_shapes()[made[ups[0]]]
+            out.add(n, Readout(shape=shape, mode="spike_count"), [made[ups[0]]])
+            outputs.append(n)
+        else:
+            raise UnsupportedOperator(f"NIR {k} is not supported (snc reads Input, Output, Affine, Linear, Scale, Conv2d, "
+                                      "SumPool2d, AvgPool2d, Flatten, IF, LIF, CubaLIF, and LI before an Output)", node=n)
+    if not outputs:
+        raise InvalidModel("the NIR graph has no Output")
+    out.outputs = outputs
+    out.meta["source"] = {"format": "nir", "dt": dt, "reset": reset or "zero (NIR)", "encoding": encoding}
+    out.meta["nir"] = {"dt": dt, "populations": per_pop}
+    out.meta["notes"] = notes
+    out.meta["timesteps"] = 100
+    out.validate()
+    return out
+
+
+def _scalar(v: Any, node: str, what: str) -> float:
+    a = np.asarray(v, np.float64).reshape(-1)
+    if not np.allclose(a, a[0], rtol=1e-6, atol=0):
+        raise UnsupportedOperator(f"per-neuron {what} (snc's populations share one)", node=node)
+    return float(a[0])
+
+
+def _bias_shape(b: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """An Affine (out,) or Conv (C,) bias laid out over a population of ``shape``."""
+    b = np.asarray(b, np.float64)
+    if b.shape == shape:
+        return b
+    if len(shape) == 3 and b.shape == (shape[0],):
+        return b.reshape(-1, 1, 1)
+    return b
+
+
+def _neurons_only(n: str, succs: list[str], kind, why: str) -> None:
+    bad = [s for s in succs if kind(s) not in ("LIF", "IF", "CubaLIF", "LI")]
+    if bad:
+        raise UnsupportedOperator(f"a bias feeding {bad[0]!r} ({kind(bad[0])}): snc moves biases into the neurons they "
+                                  f"feed ({why})", node=n)
