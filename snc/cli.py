@@ -610,20 +610,26 @@ def hw_show(name: str) -> None:
 @click.argument("artifact", type=click.Path(dir_okay=False))
 @click.option("--to", "target", type=_BackendChoice(exporters=True), required=True,
               help="Target toolchain: lava, or an installed snc.backends plug-in.")
-@click.option("-o", "--output", required=True, type=click.Path(file_okay=False), help="Output folder.")
+@click.option("-o", "--output", required=True, type=click.Path(), help="Output folder (lava) or file (nir: X.nir).")
 @click.option("--timesteps", type=click.IntRange(min=1), default=None, help="Default steps written into the program.")
+@click.option("--dt", type=click.FloatRange(0, min_open=True), default=None, help="nir: seconds per snc step (default 1e-4).")
 @handle_errors
-def export_cmd(artifact: str, target: str, output: str, timesteps: int | None) -> None:
+def export_cmd(artifact: str, target: str, output: str, timesteps: int | None, dt: float | None) -> None:
     """Export a compiled ARTIFACT (.snir) for another toolchain: a runnable Lava program folder
-    (--to lava), or what an installed snc.backends plug-in writes."""
+    (--to lava), a NIR graph (--to nir -o X.nir; docs/nir.md), or what an installed snc.backends
+    plug-in writes."""
     from snc import registry
 
     backend = registry.backend(target)
     if backend.export is None:
         raise SncError(f"backend {target!r} has no exporter")
     graph = _load_graph(artifact)
+    if dt is not None and target != "nir":
+        raise SncError("--dt applies to --to nir")
+    if target == "nir" and Path(output).suffix.lower() != ".nir":
+        raise SncError(f"a NIR export is one file ending in .nir, got {Path(output).name!r}")
     with _with_file(artifact):
-        folder = backend.export(graph, output, timesteps=timesteps)
+        folder = backend.export(graph, output, timesteps=timesteps, **({"dt": dt} if dt else {}))
     if target == "lava":
         click.echo(f"wrote {folder} (run: python {folder}/run.py --steps N --input x.npy --out spikes.npz)")
     else:

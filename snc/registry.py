@@ -92,6 +92,12 @@ def _simulate_lava(graph, data, *, labels=None, timesteps=None, arithmetic="fixe
                          labels=labels, seed=seed, **kw)
 
 
+def _export_nir(graph, path, timesteps=None, dt=None):
+    from snc.backends.nir import DEFAULT_DT, export_nir
+
+    return export_nir(graph, path, dt=dt or DEFAULT_DT)
+
+
 def _simulate_snc(graph, data, **kw):
     from snc.backends.sim import simulate
 
@@ -107,6 +113,7 @@ BUILTIN_FRONTENDS = {
 BUILTIN_BACKENDS = {
     "snc": Backend("snc", "snc's event simulator (float32 and Loihi fixed point)", simulate=_simulate_snc),
     "lava": Backend("lava", "Lava 0.10 programs (Loihi; run on Lava's CPU simulator)", export=_export_lava, simulate=_simulate_lava),
+    "nir": Backend("nir", "NIR graphs (.nir file; a step is --dt seconds, default 1e-4)", export=_export_nir),
 }
 
 

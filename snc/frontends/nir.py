@@ -12,8 +12,12 @@ reported per population in ``graph.meta["notes"]`` and ``graph.meta["nir"]``:
 * ``IF``   v' = r I:  v <- v + dt r I  -> snc IF with input gain dt r.
 * ``CubaLIF`` tau_syn I' = -I + w_in S, tau_mem v' = (v_leak - v) + r I -> snc LIF with
   decay_current = dt/tau_syn, decay_voltage = dt/tau_mem, input gain (dt/tau_syn) w_in (dt/tau_mem) r.
-* ``LI`` feeding an ``Output`` -> a leaky readout (its membrane is the output); an ``Output``
-  after spiking neurons -> a spike-count readout.
+* ``LI`` feeding an ``Output`` -> a leaky readout (its membrane is the output); ``I`` feeding an
+  ``Output`` -> a perfect integrator (snc's output is its membrane / T); an ``Output`` after
+  spiking neurons -> a spike-count readout.
+
+A file written by snc's NIR export carries the snc graph itself (``snc_artifact``); when its NIR
+nodes still agree with it (weights, thresholds), that graph is returned as it was.
 
 A gain within 1e-5 of 1 is taken as 1 (producers write r = tau/dt in float32, 1 - 3e-7); any
 other gain scales the weights of the synapses feeding the population. Affine biases become the
@@ -24,7 +28,7 @@ producer whose neurons subtract (snnTorch's default, Sinabs) loses it on export:
 step's decay and input, as snnTorch does (snc's CubaLIF with that timing). Several edges into one node are summed. Input nodes take spikes
 (N, T, *shape) by default.
 
-Refused with the node's name: Delay, Threshold, I, CubaLI, Conv1d, LI not followed by an Output,
+Refused with the node's name: Delay, Threshold, CubaLI, Conv1d, LI or I not followed by an Output,
 a reset to a value other than 0, cycles, nested graphs.
 """
 from __future__ import annotations
@@ -55,12 +59,39 @@ def load_nir(path: str | os.PathLike, *, dt: float = DEFAULT_DT, reset: str | No
     except Exception as exc:  # h5py and nir raise many types; one line for the user
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise InvalidModel(f"not a readable NIR file ({type(exc).__name__}: {first[:200]})", file=str(path)) from None
+    own = _snc_graph(g)
+    if own is not None:  # written by snc, and its NIR nodes still agree with the graph it carries
+        return own
     try:
         graph = from_nir(g, dt=dt, reset=reset, reset_timing=reset_timing, encoding=encoding, name=path.stem)
     except (UnsupportedOperator, InvalidModel) as exc:
         exc.file = exc.file or str(path)
         raise
     graph.meta["source"]["file"] = str(path)
+    return graph
+
+
+def _snc_graph(g) -> Graph | None:
+    """The graph snc's NIR export stored in the file (``snc_artifact``), if every weight,
+    threshold and edge source of the NIR nodes still equals it; None otherwise."""
+    blob = (getattr(g, "metadata", None) or {}).get("snc_artifact")
+    if blob is None:
+        return None
+    from snc.ir.artifact import from_bytes
+
+    try:
+        graph = from_bytes(np.asarray(blob, np.uint8).tobytes(), file="<snc_artifact>")
+    except Exception:
+        return None
+    for name, node in graph.nodes.items():
+        n = g.nodes.get(name)
+        if node.kind in ("Dense", "Conv2d"):
+            if n is None or not np.array_equal(np.asarray(n.weight, np.float32), np.asarray(node.weight, np.float32)):
+                return None
+        if node.kind in ("IF", "LIF"):
+            th = np.broadcast_to(np.asarray(node.threshold, np.float32), node.shape)
+            if n is None or not np.array_equal(np.asarray(n.v_threshold, np.float32), th):
+                return None
     return graph
 
 
@@ -223,7 +254,7 @@ def from_nir(g, *, dt: float = DEFAULT_DT, reset: str | None = None, reset_timin
                           "decay_current": None if dc is None else float(np.mean(dc)), "reset": mode}
             notes.append(f"{n}: NIR {k} at dt = {dt:g} s -> snc {pop.kind}"
                          + ("" if dv is None else f", decay {float(np.mean(dv)):.6g}")
-                         + ("" if dc in (None, 1.0) else f", synaptic decay {float(np.mean(dc)):.6g}")
+                         + ("" if dc is None or np.all(np.asarray(dc) == 1.0) else f", synaptic decay {float(np.mean(dc)):.6g}")
                          + f", input gain {float(np.mean(gain)):.6g}"
                          + (" (taken as 1)" if np.all(np.abs(np.broadcast_to(gain, shape) - 1) <= _GAIN_TOLERANCE) else "")
                          + f", reset {mode}" + (" (NIR: to v_reset = 0)" if reset is None else " (asked for)")
@@ -242,9 +273,18 @@ def from_nir(g, *, dt: float = DEFAULT_DT, reset: str | None = None, reset_timin
             made[n] = n
             outputs.append(n)
             notes.append(f"{n}: NIR LI at dt = {dt:g} s -> snc leaky readout, decay {float(np.mean(a)):.6g}")
+        elif k == "I":
+            if not all(kind(s) == "Output" for s in succs[n]) or not succs[n]:
+                raise UnsupportedOperator("I is read only as the readout before an Output", node=n)
+            shape = tuple(int(d) for d in np.shape(_arr(node.r))) or _shape(node.input_type)
+            ins, bias = gained(n, dt * _arr(node.r), shape)
+            out.add(n, Readout(shape=shape, mode="membrane", bias=bias), ins)
+            made[n] = n
+            outputs.append(n)
+            notes.append(f"{n}: NIR I at dt = {dt:g} s -> snc perfect-integrator readout (its output is v[T] / T)")
         elif k == "Output":
             ups = preds[n]
-            if len(ups) == 1 and kind(ups[0]) == "LI":
+            if len(ups) == 1 and kind(ups[0]) in ("LI", "I"):
                 continue
             if len(ups) != 1 or kind(ups[0]) not in ("LIF", "IF", "CubaLIF"):
                 raise UnsupportedOperator("an Output is read after one spiking population or an LI", node=n)
@@ -253,7 +293,7 @@ def from_nir(g, *, dt: float = DEFAULT_DT, reset: str | None = None, reset_timin
             outputs.append(n)
         else:
             raise UnsupportedOperator(f"NIR {k} is not supported (snc reads Input, Output, Affine, Linear, Scale, Conv2d, "
-                                      "SumPool2d, AvgPool2d, Flatten, IF, LIF, CubaLIF, and LI before an Output)", node=n)
+                                      "SumPool2d, AvgPool2d, Flatten, IF, LIF, CubaLIF, and LI or I before an Output)", node=n)
     if not outputs:
         raise InvalidModel("the NIR graph has no Output")
     out.outputs = outputs
@@ -283,7 +323,7 @@ def _bias_shape(b: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
 
 
 def _neurons_only(n: str, succs: list[str], kind, why: str) -> None:
-    bad = [s for s in succs if kind(s) not in ("LIF", "IF", "CubaLIF", "LI")]
+    bad = [s for s in succs if kind(s) not in ("LIF", "IF", "CubaLIF", "LI", "I")]
     if bad:
         raise UnsupportedOperator(f"a bias feeding {bad[0]!r} ({kind(bad[0])}): snc moves biases into the neurons they "
                                   f"feed ({why})", node=n)
