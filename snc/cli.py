@@ -165,11 +165,31 @@ def _compiled(path: str, calib: str | None, percentile: float, timesteps: int | 
                              progress=lambda name: stage(f"snc: pass {name}"))
 
 
-def _samples(graph, data_path: str, labels_path: str | None, limit: int | None, timesteps: int | None):
+def _write_record(graph, spikes: dict, path: Path) -> None:
+    """Spike trains {node: (steps, samples, *shape)} to an .npz, written atomically."""
+    import io
+
+    import numpy as np
+
+    from snc.ir.artifact import write_atomic
+
+    shapes = graph.infer_shapes()
+    arrays = {name: s.reshape(s.shape[:2] + tuple(shapes[name])) for name, s in spikes.items() if name in shapes}
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **arrays)
+    write_atomic(path, buf.getvalue())
+
+
+def _samples(graph, data_path: str, labels_path: str | None, limit: int | None, timesteps: int | None,
+             steps_first: bool = False):
     """Load --data (and --labels), keep the first --limit, shape the samples for the graph's input."""
     from snc.data import load_labels, load_samples
 
     x = load_samples(data_path)
+    if steps_first:  # (steps, samples, ...) -> snc's (samples, steps, ...)
+        if x.ndim < 3:
+            raise SncError(f"{data_path}: --input-spikes expects (steps, samples, *input_shape), got {x.shape}")
+        x = x.swapaxes(0, 1)
     y = load_labels(labels_path, len(x)) if labels_path else None
     if limit is not None:
         x = x[:limit]
@@ -388,12 +408,15 @@ def _progress_bar(total: int, label: str):
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Simulate only the first N samples.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of rate-encoded inputs.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of tables.")
+@click.option("--record", "record_path", type=click.Path(dir_okay=False), default=None,
+              help="Write every population's spikes to this .npz, keyed by node name, shaped (steps, samples, *shape) (snc backend).")
+@click.option("--input-spikes", is_flag=True, help="--data holds spikes laid out (steps, samples, *input_shape) (other simulators' layout).")
 @click.option("--dt", type=click.FloatRange(0, min_open=True), default=None, help="NIR input: the time step in seconds (default 1e-4, forward Euler).")
 @click.option("--reset", "nir_reset", type=click.Choice(["zero", "subtract"]), default=None, help="NIR input: the reset NIR cannot carry (default: zero, NIR's reset to v_reset = 0).")
 @click.option("--reset-timing", type=click.Choice(["immediate", "next_step"]), default=None, help="NIR input: next_step applies a spike's reset after the next step's input (snnTorch).")
 @handle_errors
 def simulate_cmd(artifact, data_path, labels_path, calib, timesteps, batch_size, arithmetic, fixed_point, timing, backend, check,
-                 lava_timeout, percentile, limit, seed, as_json, dt, nir_reset, reset_timing) -> None:
+                 lava_timeout, percentile, limit, seed, as_json, record_path, input_spikes, dt, nir_reset, reset_timing) -> None:
     """Simulate ARTIFACT (.snir, or a model compiled on the fly with --calib) on --data."""
     from snc.backends.sim import simulate
 
@@ -418,7 +441,9 @@ def simulate_cmd(artifact, data_path, labels_path, calib, timesteps, batch_size,
     if arithmetic is None:  # the artifact's own arithmetic
         arithmetic = "fixed" if graph.meta.get("quantized") else "float"
     fixed_point = arithmetic == "fixed"
-    x, y = _samples(graph, data_path, labels_path, limit, timesteps)
+    if record_path is not None and (backend != "snc" or not record_path.lower().endswith(".npz")):
+        raise SncError("--record writes a .npz of snc's own run (--backend snc)")
+    x, y = _samples(graph, data_path, labels_path, limit, timesteps, steps_first=input_spikes)
     report = None
     if backend == "lava":
         from snc.backends.lava import check as lava_check
@@ -442,12 +467,21 @@ def simulate_cmd(artifact, data_path, labels_path, calib, timesteps, batch_size,
             result = plugin.simulate(graph, x, labels=y, timesteps=timesteps, arithmetic="fixed" if fixed_point else "float32",
                                      timing=timing or "sync", seed=seed)
     else:
+        recorders = []
+        if record_path is not None:
+            from snc.backends.sim.recorders import SpikeRecorder
+
+            recorders.append(SpikeRecorder())
         bar, update = _progress_bar(len(x), "simulating")
         with bar, _with_file(artifact):
             result = simulate(
                 graph, x, labels=y, timesteps=timesteps, batch_size=batch_size,
                 arithmetic="fixed" if fixed_point else "float32", timing=timing or "sync", seed=seed, progress=update,
+                recorders=recorders,
             )
+        if record_path is not None:
+            _write_record(graph, result.extra["spikes"], Path(record_path))
+            stage(f"snc: wrote {record_path}")
     if as_json:
         doc = result.to_json()
         if report is not None:

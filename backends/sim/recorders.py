@@ -208,3 +208,24 @@ def _evaluate(plan, leaves: dict[str, torch.Tensor], order: list[str]) -> dict[s
         node = graph.nodes[name]
         values[name] = dense_ops.apply(node, [values[i] for i in graph.inputs_of(name)])
     return values
+
+
+class SpikeRecorder(Recorder):
+    """Every population's spikes as emitted, {name: (steps, samples, neurons) bool}: what
+    ``snc simulate --record`` writes, for comparison with other simulators."""
+
+    name = "spikes"
+
+    def start(self, sim, n_samples: int, timesteps: int) -> None:
+        self.n, self.t = int(n_samples), int(timesteps)
+        self.out: dict[str, np.ndarray] = {}
+
+    def chunk(self, view: ChunkView) -> None:
+        for name, s in view.spikes.items():
+            arr = self.out.get(name)
+            if arr is None:
+                arr = self.out[name] = np.zeros((self.t, self.n, s.shape[-1]), bool)
+            arr[view.t0:view.t0 + view.tc, view.batch.first:view.batch.first + s.shape[1]] = s
+
+    def finish(self) -> dict[str, np.ndarray]:
+        return self.out

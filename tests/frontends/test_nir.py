@@ -133,3 +133,23 @@ def test_bad_nir_files_are_one_line(tmp_path):
     assert err.value.node is not None
     r = run_snc(["simulate", bad, "--data", tmp_path / "x.npy"])
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "trunc.nir" in r.stderr
+
+
+def test_cli_records_the_spikes_snntorch_produced(tmp_path):
+    """snc simulate X.nir --input-spikes --record: other simulators' layout in and out."""
+    path, x, ref = _snntorch_run("subtract", tmp_path, steps=100, samples=4)
+    np.save(tmp_path / "spikes.npy", x.astype(bool))  # (steps, samples, 8), as snnTorch takes it
+    r = run_snc(["simulate", path, "--data", tmp_path / "spikes.npy", "--input-spikes", "--timesteps", "100",
+                 "--reset", "subtract", "--reset-timing", "next_step", "--record", tmp_path / "rec.npz"])
+    assert r.returncode == 0, r.stderr
+    rec = np.load(tmp_path / "rec.npz")
+    assert rec["lif1"].shape == (100, 4, 16) and rec["lif2"].shape == (100, 4, 4)
+    for p in ("lif1", "lif2"):
+        np.testing.assert_array_equal(rec[p], ref[p])
+    np.save(tmp_path / "snc_layout.npy", np.swapaxes(x, 0, 1).astype(bool))  # (samples, steps, 8)
+    est = run_snc(["estimate", path, "--data", tmp_path / "snc_layout.npy", "--hw", "loihi2", "--timesteps", "100", "--json"])
+    assert est.returncode == 0, est.stderr
+    import json
+
+    doc = json.loads(est.stdout)
+    assert doc["totals"]["energy_j"] > 0 and {row["name"] for row in doc["layers"]} >= {"lif1", "lif2"}
