@@ -173,7 +173,7 @@ def from_nir(g, *, dt: float = DEFAULT_DT, reset: str | None = None, reset_timin
         out.add(scaled, Scale(scale=np.asarray(g_arr, np.float32)), [src])
         return [scaled], ((g_arr * bias).astype(np.float32) if has_bias else None)
 
-    for n in nx.topological_sort(dg):
+    def _read_node(n: str) -> None:
         node = nodes[n]
         k = kind(n)
         if k == "Input":
@@ -285,7 +285,7 @@ def from_nir(g, *, dt: float = DEFAULT_DT, reset: str | None = None, reset_timin
         elif k == "Output":
             ups = preds[n]
             if len(ups) == 1 and kind(ups[0]) in ("LI", "I"):
-                continue
+                return
             if len(ups) != 1 or kind(ups[0]) not in ("LIF", "IF", "CubaLIF"):
                 raise UnsupportedOperator("an Output is read after one spiking population or an LI", node=n)
             shape = out.infer_shapes()[made[ups[0]]]
@@ -294,6 +294,16 @@ def from_nir(g, *, dt: float = DEFAULT_DT, reset: str | None = None, reset_timin
         else:
             raise UnsupportedOperator(f"NIR {k} is not supported (snc reads Input, Output, Affine, Linear, Scale, Conv2d, "
                                       "SumPool2d, AvgPool2d, Flatten, IF, LIF, CubaLIF, and LI or I before an Output)", node=n)
+
+    for n in nx.topological_sort(dg):
+        try:
+            _read_node(n)
+        except (UnsupportedOperator, InvalidModel):
+            raise
+        except Exception as exc:  # a field of the wrong type or shape: one line naming the node
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise InvalidModel(f"NIR {kind(n)} has a field snc cannot read ({type(exc).__name__}: {first[:200]})",
+                               node=n) from None
     if not outputs:
         raise InvalidModel("the NIR graph has no Output")
     out.outputs = outputs

@@ -201,3 +201,52 @@ def test_snntorch_synaptic_mlp_with_next_step_reset(tmp_path, reset):
     assert _mismatches(load_nir(tmp_path / "s.nir"), xs, ref)["lif2"] > 0  # NIR's default: documented in docs/nir.md
     exact = load_nir(tmp_path / "s.nir", reset=reset, reset_timing="next_step")
     assert _mismatches(exact, xs, ref) == {"lif1": 0, "lif2": 0}
+
+
+def _edit(src, dst, fn):
+    import shutil
+
+    import h5py
+
+    shutil.copy(src, dst)
+    with h5py.File(dst, "r+") as f:
+        fn(f)
+    return dst
+
+
+def test_malformed_nir_files_give_one_clear_error_each(tmp_path):
+    g = nir.NIRGraph.from_list(nir.Input(np.array([3])), nir.Linear(np.ones((2, 3), np.float32)),
+                               nir.LIF(tau=np.full(2, 1e-3), r=np.full(2, 10.0), v_leak=np.zeros(2), v_threshold=np.ones(2),
+                                       v_reset=np.zeros(2)),
+                               nir.Output(np.array([2])))
+    good = tmp_path / "good.nir"
+    nir.write(str(good), g)
+    assert load_nir(good).nodes["lif"].decay_voltage == pytest.approx(0.1)
+
+    def missing(f):
+        del f["node/nodes/lif/tau"]
+
+    def wrong_type(f):
+        del f["node/nodes/linear/weight"]
+        f["node/nodes/linear/weight"] = np.array([b"not", b"numbers"])
+
+    def dangling(f):
+        del f["node/edges"]
+        f["node/edges"] = np.array([[b"input", b"linear"], [b"linear", b"ghost"]])
+
+    cases = {"missing": (missing, "not a readable NIR file|lif"), "wrong_type": (wrong_type, "linear|not a readable"),
+             "dangling": (dangling, "ghost|not a readable")}
+    for name, (fn, pattern) in cases.items():
+        bad = _edit(good, tmp_path / f"{name}.nir", fn)
+        with pytest.raises((InvalidModel, UnsupportedOperator), match=pattern):
+            load_nir(bad)
+        r = run_snc(["inspect", bad])
+        assert r.returncode == 2 and r.stderr.count("\n") == 1 and f"{name}.nir" in r.stderr, r.stderr
+    cyc = nir.NIRGraph(nodes={"input": nir.Input(np.array([2])), "a": nir.Linear(np.ones((2, 2), np.float32)),
+                              "lif": nir.LIF(tau=np.full(2, 1e-3), r=np.full(2, 10.0), v_leak=np.zeros(2),
+                                             v_threshold=np.ones(2), v_reset=np.zeros(2)),
+                              "w": nir.Linear(np.ones((2, 2), np.float32)), "output": nir.Output(np.array([2]))},
+                       edges=[("input", "a"), ("a", "lif"), ("lif", "w"), ("w", "lif"), ("lif", "output")])
+    nir.write(str(tmp_path / "cycle.nir"), cyc)
+    with pytest.raises(UnsupportedOperator, match="recurrent NIR graphs .* not read yet"):
+        load_nir(tmp_path / "cycle.nir")
