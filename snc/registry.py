@@ -73,6 +73,12 @@ def _load_nir(path: Path):
     return load_nir(path)
 
 
+def _load_netx(path: Path):
+    from snc.frontends.netx import load_netx
+
+    return load_netx(path)
+
+
 def _load_snir(path: Path):
     from snc.ir import load
 
@@ -108,6 +114,7 @@ BUILTIN_FRONTENDS = {
     "onnx": Frontend("onnx", (".onnx",), _load_onnx, "ONNX models (opset 7-21)"),
     "torch": Frontend("torch", (".pt2",), _load_pt2, "torch.export programs (.pt2; never unpickled)"),
     "nir": Frontend("nir", (".nir",), _load_nir, "NIR graphs (.nir; dt 1e-4 s, forward Euler; snc.frontends.nir)"),
+    "netx": Frontend("netx", (".net",), _load_netx, "lava-dl netx HDF5 networks (.net; CUBA dense/conv chains, fixed point)"),
     "snir": Frontend("snir", (".snir",), _load_snir, "snc artifacts"),
 }
 BUILTIN_BACKENDS = {
