@@ -46,6 +46,9 @@ $(LAVA_VENV)/.installed:
 	  exit 1; fi
 	$(PY310) -m venv $(LAVA_VENV)
 	$(LAVA_VENV)/bin/pip install --quiet $(LAVA_PIN)
+	# lava-dl's netx loader (tests run snc's netx exports in it); its declared torch requirement
+	# would pull gigabytes of CUDA wheels, and the loader does not need it (docs/netx.md).
+	$(LAVA_VENV)/bin/pip install --quiet --no-deps lava-dl==0.6.0 h5py
 	$(LAVA_VENV)/bin/python -c "import lava.proc.lif.process"
 	touch $@
 

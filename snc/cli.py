@@ -644,14 +644,14 @@ def hw_show(name: str) -> None:
 @click.argument("artifact", type=click.Path(dir_okay=False))
 @click.option("--to", "target", type=_BackendChoice(exporters=True), required=True,
               help="Target toolchain: lava, or an installed snc.backends plug-in.")
-@click.option("-o", "--output", required=True, type=click.Path(), help="Output folder (lava) or file (nir: X.nir).")
+@click.option("-o", "--output", required=True, type=click.Path(), help="Output folder (lava) or file (nir: X.nir, netx: X.net).")
 @click.option("--timesteps", type=click.IntRange(min=1), default=None, help="Default steps written into the program.")
 @click.option("--dt", type=click.FloatRange(0, min_open=True), default=None, help="nir: seconds per snc step (default 1e-4).")
 @handle_errors
 def export_cmd(artifact: str, target: str, output: str, timesteps: int | None, dt: float | None) -> None:
     """Export a compiled ARTIFACT (.snir) for another toolchain: a runnable Lava program folder
-    (--to lava), a NIR graph (--to nir -o X.nir; docs/nir.md), or what an installed snc.backends
-    plug-in writes."""
+    (--to lava), a NIR graph (--to nir -o X.nir; docs/nir.md), a lava-dl netx network (--to netx
+    -o X.net; docs/netx.md), or what an installed snc.backends plug-in writes."""
     from snc import registry
 
     backend = registry.backend(target)
@@ -662,6 +662,8 @@ def export_cmd(artifact: str, target: str, output: str, timesteps: int | None, d
         raise SncError("--dt applies to --to nir")
     if target == "nir" and Path(output).suffix.lower() != ".nir":
         raise SncError(f"a NIR export is one file ending in .nir, got {Path(output).name!r}")
+    if target == "netx" and Path(output).suffix.lower() != ".net":
+        raise SncError(f"a netx export is one file ending in .net, got {Path(output).name!r}")
     with _with_file(artifact):
         folder = backend.export(graph, output, timesteps=timesteps, **({"dt": dt} if dt else {}))
     if target == "lava":

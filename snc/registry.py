@@ -104,6 +104,12 @@ def _export_nir(graph, path, timesteps=None, dt=None):
     return export_nir(graph, path, dt=dt or DEFAULT_DT)
 
 
+def _export_netx(graph, path, timesteps=None):
+    from snc.backends.netx import export_netx
+
+    return export_netx(graph, path, timesteps=timesteps)
+
+
 def _simulate_snc(graph, data, **kw):
     from snc.backends.sim import simulate
 
@@ -121,6 +127,7 @@ BUILTIN_BACKENDS = {
     "snc": Backend("snc", "snc's event simulator (float32 and Loihi fixed point)", simulate=_simulate_snc),
     "lava": Backend("lava", "Lava 0.10 programs (Loihi; run on Lava's CPU simulator)", export=_export_lava, simulate=_simulate_lava),
     "nir": Backend("nir", "NIR graphs (.nir file; a step is --dt seconds, default 1e-4)", export=_export_nir),
+    "netx": Backend("netx", "lava-dl netx HDF5 networks (.net file; quantised CUBA chains)", export=_export_netx),
 }
 
 
