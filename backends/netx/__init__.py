@@ -77,7 +77,6 @@ def netx_layers(graph: Graph) -> list[dict]:
     if not graph.is_spiking or not graph.meta.get("quantized"):
         raise InvalidGraph("netx export takes a quantised spiking graph (snc compile with quantize)")
     shapes = graph.validate()
-    order = graph.topological_order()
     inputs = graph.input_names
     if len(inputs) != 1 or len(graph.outputs) != 1:
         raise UnsupportedOperator("netx runs one chain: one input and one output")

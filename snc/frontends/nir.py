@@ -25,11 +25,16 @@ neurons' bias currents (times the gain). Spikes fire when v > v_threshold (stric
 reset v to v_reset, which must be 0 (snc's ``zero`` reset); NIR has no subtractive reset, so a
 producer whose neurons subtract (snnTorch's default, Sinabs) loses it on export: ``reset=
 "subtract"`` restores it, and ``reset_timing="next_step"`` applies a spike's reset after the next
-step's decay and input, as snnTorch does (snc's CubaLIF with that timing). Several edges into one node are summed. Input nodes take spikes
+step's decay and input, as snnTorch does (snc's CubaLIF with that timing); a dict
+{population: timing} sets it per population (snnTorch's Leaky resets to zero at once, its
+Synaptic and RLeaky one step late). Several edges into one node are summed. Input nodes take spikes
 (N, T, *shape) by default.
 
+Recurrent edges (a cycle reached from an input, as snnTorch's RLeaky writes it) carry the previous
+step's value: snc puts a one-step Delay on each edge that closes a cycle.
+
 Refused with the node's name: Delay, Threshold, CubaLI, Conv1d, LI or I not followed by an Output,
-a reset to a value other than 0, cycles, nested graphs.
+a reset to a value other than 0, nested graphs.
 """
 from __future__ import annotations
 
@@ -40,7 +45,7 @@ from typing import Any
 import numpy as np
 
 from snc.errors import InvalidModel, UnsupportedOperator
-from snc.ir import IF, LIF, AvgPool2d, Conv2d, Dense, Flatten, Graph, Input, Readout, Scale, SumPool2d
+from snc.ir import IF, LIF, AvgPool2d, Conv2d, Delay, Dense, Flatten, Graph, Input, Readout, Scale, SumPool2d
 from snc.ir.synapses import Add
 
 DEFAULT_DT = 1e-4
@@ -48,7 +53,7 @@ _GAIN_TOLERANCE = 1e-5
 
 
 def load_nir(path: str | os.PathLike, *, dt: float = DEFAULT_DT, reset: str | None = None,
-             reset_timing: str = "immediate", encoding: str = "spikes") -> Graph:
+             reset_timing: str | dict = "immediate", encoding: str = "spikes") -> Graph:
     """Read a ``.nir`` file (HDF5, through ``nir.read``) into a spiking graph. Raises
     InvalidModel naming the file for unreadable files, UnsupportedOperator naming the node."""
     import nir
@@ -109,7 +114,7 @@ def _pair(v: Any) -> tuple[int, int]:
     return (int(a[0]), int(a[0])) if a.size == 1 else (int(a[0]), int(a[1]))
 
 
-def from_nir(g, *, dt: float = DEFAULT_DT, reset: str | None = None, reset_timing: str = "immediate",
+def from_nir(g, *, dt: float = DEFAULT_DT, reset: str | None = None, reset_timing: str | dict = "immediate",
              encoding: str = "spikes", name: str = "nir") -> Graph:
     import networkx as nx
 
@@ -117,8 +122,13 @@ def from_nir(g, *, dt: float = DEFAULT_DT, reset: str | None = None, reset_timin
         raise InvalidModel(f"dt must be > 0, got {dt}")
     if reset not in (None, "zero", "subtract"):
         raise InvalidModel(f"reset must be 'zero' or 'subtract', got {reset!r}")
-    if reset_timing not in ("immediate", "next_step"):
-        raise InvalidModel(f"reset timing must be 'immediate' or 'next_step', got {reset_timing!r}")
+    timings = dict(reset_timing) if isinstance(reset_timing, dict) else {}
+    for value in (timings.values() if timings else [reset_timing]):
+        if value not in ("immediate", "next_step"):
+            raise InvalidModel(f"reset timing must be 'immediate' or 'next_step', got {value!r}")
+
+    def timing_of(n: str) -> str:
+        return timings.get(n, "immediate") if timings else reset_timing
     nodes = dict(g.nodes)
     edges = [(str(a), str(b)) for a, b in g.edges]
     for a, b in edges:
@@ -128,10 +138,16 @@ def from_nir(g, *, dt: float = DEFAULT_DT, reset: str | None = None, reset_timin
     dg = nx.DiGraph()
     dg.add_nodes_from(nodes)
     dg.add_edges_from(edges)
-    if not nx.is_directed_acyclic_graph(dg):
-        cycle = nx.find_cycle(dg)
-        raise UnsupportedOperator(f"recurrent NIR graphs (a cycle through {cycle[0][0]!r}) are not read yet", node=cycle[0][0])
-    preds = {n: list(dg.predecessors(n)) for n in nodes}
+    back = _back_edges(dg, [n for n in nodes if type(nodes[n]).__name__ == "Input"])
+    fwd = dg.copy()
+    fwd.remove_edges_from(back)
+    if not nx.is_directed_acyclic_graph(fwd):  # a cycle not reachable from an input
+        cycle = nx.find_cycle(fwd)
+        raise UnsupportedOperator(f"a cycle through {cycle[0][0]!r} that no input reaches", node=cycle[0][0])
+    preds = {n: list(fwd.predecessors(n)) for n in nodes}
+    back_into: dict[str, list[str]] = {}
+    for u, v in back:
+        back_into.setdefault(v, []).append(u)
     succs = {n: list(dg.successors(n)) for n in nodes}
     out = Graph(name)
     notes: list[str] = []
@@ -158,13 +174,15 @@ def from_nir(g, *, dt: float = DEFAULT_DT, reset: str | None = None, reset_timin
         ins = [made[p] for p in preds[n]]
         bias = np.zeros(shape)
         has_bias = False
-        for p in preds[n]:
+        for p in preds[n] + back_into.get(n, []):
             if p in bias_of:
                 bias = bias + np.broadcast_to(_bias_shape(bias_of[p], shape), shape)
                 has_bias = True
         g_arr = np.broadcast_to(gain, shape)
         if np.all(np.abs(g_arr - 1.0) <= _GAIN_TOLERANCE):
             return ins, (bias.astype(np.float32) if has_bias else None)
+        if back_into.get(n):
+            raise UnsupportedOperator("a recurrent population whose input gain (dt/tau) r is not 1", node=n)
         scaled = f"{n}.gain"
         src = ins[0] if len(ins) == 1 else None
         if src is None:
@@ -172,6 +190,11 @@ def from_nir(g, *, dt: float = DEFAULT_DT, reset: str | None = None, reset_timin
             src = f"{n}.sum"
         out.add(scaled, Scale(scale=np.asarray(g_arr, np.float32)), [src])
         return [scaled], ((g_arr * bias).astype(np.float32) if has_bias else None)
+
+    for n, node in nodes.items():  # biases first: a recurrent edge's bias reaches its population before the edge is read
+        if kind(n) in ("Affine", "Conv2d") and getattr(node, "bias", None) is not None and np.any(_arr(node.bias) != 0):
+            _neurons_only(n, succs[n], kind, "its bias becomes their bias current")
+            bias_of[n] = _arr(node.bias)
 
     def _read_node(n: str) -> None:
         node = nodes[n]
@@ -186,9 +209,6 @@ def from_nir(g, *, dt: float = DEFAULT_DT, reset: str | None = None, reset_timin
                 raise UnsupportedOperator(f"{k} weight of shape {w.shape} (snc reads 2-D weights)", node=n)
             out.add(n, Dense(weight=w.astype(np.float32)), [source(n, k)])
             made[n] = n
-            if k == "Affine" and node.bias is not None and np.any(_arr(node.bias) != 0):
-                _neurons_only(n, succs[n], kind, "its bias becomes their bias current")
-                bias_of[n] = _arr(node.bias)
         elif k == "Conv2d":
             w = _arr(node.weight)
             pad = _pair(node.padding) if not isinstance(node.padding, str) else None
@@ -198,9 +218,6 @@ def from_nir(g, *, dt: float = DEFAULT_DT, reset: str | None = None, reset_timin
                               dilation=_pair(node.dilation), groups=int(np.asarray(node.groups).reshape(-1)[0])),
                     [source(n, k)])
             made[n] = n
-            if node.bias is not None and np.any(_arr(node.bias) != 0):
-                _neurons_only(n, succs[n], kind, "its bias becomes their bias current")
-                bias_of[n] = _arr(node.bias)
         elif k in ("SumPool2d", "AvgPool2d"):
             cls = SumPool2d if k == "SumPool2d" else AvgPool2d
             out.add(n, cls(kernel=_pair(node.kernel_size), stride=_pair(node.stride), padding=_pair(node.padding)),
@@ -237,7 +254,7 @@ def from_nir(g, *, dt: float = DEFAULT_DT, reset: str | None = None, reset_timin
                 bias = (np.zeros(shape, np.float32) if bias is None else bias) + np.broadcast_to(leak, shape).astype(np.float32)
             mode = reset or "zero"
             threshold = np.broadcast_to(_arr(node.v_threshold), shape).astype(np.float32)
-            if reset_timing == "next_step":  # snnTorch: a spike's reset lands after the next step's decay and input
+            if timing_of(n) == "next_step":  # snnTorch: a spike's reset lands after the next step's decay and input
                 from snc.ir import CubaLIF
 
                 pop = CubaLIF(shape=shape, threshold=threshold, reset=mode, bias=bias, reset_timing="next_step",
@@ -258,7 +275,7 @@ def from_nir(g, *, dt: float = DEFAULT_DT, reset: str | None = None, reset_timin
                          + f", input gain {float(np.mean(gain)):.6g}"
                          + (" (taken as 1)" if np.all(np.abs(np.broadcast_to(gain, shape) - 1) <= _GAIN_TOLERANCE) else "")
                          + f", reset {mode}" + (" (NIR: to v_reset = 0)" if reset is None else " (asked for)")
-                         + (", applied at the next step" if reset_timing == "next_step" else ""))
+                         + (", applied at the next step" if timing_of(n) == "next_step" else ""))
         elif k == "LI":
             if not all(kind(s) == "Output" for s in succs[n]) or not succs[n]:
                 raise UnsupportedOperator("LI is read only as the readout before an Output", node=n)
@@ -295,7 +312,7 @@ def from_nir(g, *, dt: float = DEFAULT_DT, reset: str | None = None, reset_timin
             raise UnsupportedOperator(f"NIR {k} is not supported (snc reads Input, Output, Affine, Linear, Scale, Conv2d, "
                                       "SumPool2d, AvgPool2d, Flatten, IF, LIF, CubaLIF, and LI or I before an Output)", node=n)
 
-    for n in nx.topological_sort(dg):
+    for n in nx.topological_sort(fwd):
         try:
             _read_node(n)
         except (UnsupportedOperator, InvalidModel):
@@ -304,6 +321,14 @@ def from_nir(g, *, dt: float = DEFAULT_DT, reset: str | None = None, reset_timin
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise InvalidModel(f"NIR {kind(n)} has a field snc cannot read ({type(exc).__name__}: {first[:200]})",
                                node=n) from None
+    for u, v in back:  # recurrent edges carry the previous step's value (as every discrete simulator does)
+        if u not in made or v not in made:
+            raise UnsupportedOperator(f"a recurrent edge ({u!r} -> {v!r}) between nodes snc does not keep", node=v)
+        delay = f"{u}.delay"
+        if delay not in out.nodes:
+            out.add(delay, Delay(steps=1), [made[u]])
+        out.set_inputs(made[v], out.inputs_of(made[v]) + [delay])
+        notes.append(f"{u} -> {v}: recurrent edge, delayed one step")
     if not outputs:
         raise InvalidModel("the NIR graph has no Output")
     out.outputs = outputs
@@ -313,6 +338,28 @@ def from_nir(g, *, dt: float = DEFAULT_DT, reset: str | None = None, reset_timin
     out.meta["timesteps"] = 100
     out.validate()
     return out
+
+
+def _back_edges(dg, roots: list[str]) -> list[tuple[str, str]]:
+    """Edges that close a cycle in a depth-first walk from the inputs (the recurrent edges)."""
+    back, state = [], {}
+    for root in roots:
+        if root in state:
+            continue
+        stack = [(root, iter(sorted(dg.successors(root))))]
+        state[root] = 1
+        while stack:
+            node, it = stack[-1]
+            nxt = next(it, None)
+            if nxt is None:
+                state[node] = 2
+                stack.pop()
+            elif state.get(nxt) == 1:
+                back.append((node, nxt))
+            elif nxt not in state:
+                state[nxt] = 1
+                stack.append((nxt, iter(sorted(dg.successors(nxt)))))
+    return back
 
 
 def _scalar(v: Any, node: str, what: str) -> float:

@@ -12,7 +12,7 @@ import nir  # a dependency of snc; snnTorch (with nirtorch) is installed for the
 
 from snc.backends.sim import simulate
 from snc.errors import InvalidModel, UnsupportedOperator
-from snc.frontends.nir import load_nir
+from snc.frontends.nir import from_nir, load_nir
 
 from ..cli.test_cli import run_snc
 from ..conftest import corpus_path
@@ -248,5 +248,51 @@ def test_malformed_nir_files_give_one_clear_error_each(tmp_path):
                               "w": nir.Linear(np.ones((2, 2), np.float32)), "output": nir.Output(np.array([2]))},
                        edges=[("input", "a"), ("a", "lif"), ("lif", "w"), ("w", "lif"), ("lif", "output")])
     nir.write(str(tmp_path / "cycle.nir"), cyc)
-    with pytest.raises(UnsupportedOperator, match="recurrent NIR graphs .* not read yet"):
-        load_nir(tmp_path / "cycle.nir")
+    assert load_nir(tmp_path / "cycle.nir").is_recurrent  # a recurrent edge: a one-step Delay
+    orphan = nir.NIRGraph(nodes={"input": nir.Input(np.array([2])), "a": nir.Linear(np.ones((2, 2), np.float32)),
+                                 "output": nir.Output(np.array([2])), "p": nir.Linear(np.ones((2, 2), np.float32)),
+                                 "q": nir.Linear(np.ones((2, 2), np.float32))},
+                          edges=[("input", "a"), ("a", "output"), ("p", "q"), ("q", "p")], type_check=False)
+    with pytest.raises(UnsupportedOperator, match="no input reaches"):
+        from_nir(orphan)
+
+
+def test_snntorch_recurrent_leaky_reads_its_cycle_with_a_one_step_delay(tmp_path):
+    """RLeaky exports a cycle lif -> w_rec -> lif (with the recurrent Linear's bias): snc puts a
+    one-step Delay on the edge closing it; snnTorch's RLeaky zeroes a spiking neuron during the
+    next step (next_step timing)."""
+    from snntorch import Leaky, RLeaky, utils
+    from snntorch.export_nir import export_to_nir
+
+    torch.manual_seed(0)
+
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc1, self.fc2 = torch.nn.Linear(8, 16), torch.nn.Linear(16, 4)
+            with torch.no_grad():
+                self.fc2.weight.mul_(4)
+            self.r = RLeaky(beta=torch.full((16,), 0.9), linear_features=16, threshold=torch.ones(16),
+                            reset_mechanism="zero", init_hidden=True)
+            self.l2 = Leaky(beta=torch.full((4,), 0.8), threshold=torch.ones(4), reset_mechanism="zero",
+                            init_hidden=True, output=True)
+
+    net = Net()
+    net.forward = lambda x: net.l2(net.fc2(net.r(net.fc1(x))))
+    g = export_to_nir(net, torch.randn(1, 8), ignore_dims=[0])
+    assert ("r.lif", "r.w_rec") in g.edges and ("r.w_rec", "r.lif") in g.edges
+    nir.write(str(tmp_path / "r.nir"), g)
+    steps, samples = 120, 6
+    x = (torch.rand(steps, samples, 8, generator=torch.Generator().manual_seed(1)) < 0.4).float()
+    utils.reset(net)
+    hidden, out = [], []
+    with torch.no_grad():
+        for t in range(steps):
+            h = net.r(net.fc1(x[t]))
+            hidden.append(h.clone())
+            out.append(net.l2(net.fc2(h))[0])
+    ref = {"r.lif": torch.stack(hidden).numpy() > 0, "l2": torch.stack(out).numpy() > 0}
+    assert ref["r.lif"].sum() > 500 and ref["l2"].sum() > 50
+    graph = load_nir(tmp_path / "r.nir", reset="zero", reset_timing={"r.lif": "next_step"})  # l2 is a Leaky
+    assert graph.is_recurrent and graph.nodes["r.w_rec.delay"].steps == 1
+    assert _mismatches(graph, x.numpy(), ref) == {"r.lif": 0, "l2": 0}
