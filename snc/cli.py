@@ -670,6 +670,12 @@ def export_cmd(artifact: str, target: str, output: str, timesteps: int | None, d
         click.echo(f"wrote {folder} (run: python {folder}/run.py --steps N --input x.npy --out spikes.npz)")
     else:
         click.echo(f"wrote {folder}")
+        if target == "nir":  # what NIR could not carry (kept exactly in the file's snc metadata)
+            import nir
+
+            report = str(nir.read(str(folder), type_check=False).metadata.get("snc_report", "") or "")
+            for line in filter(None, report.splitlines()):
+                click.echo(f"note: {line}")
 
 
 @main.command("passes")

@@ -196,6 +196,17 @@ def from_nir(g, *, dt: float = DEFAULT_DT, reset: str | None = None, reset_timin
             _neurons_only(n, succs[n], kind, "its bias becomes their bias current")
             bias_of[n] = _arr(node.bias)
 
+    def _population_shape(n: str, node, field: str) -> tuple[int, ...]:
+        """A neuron node's shape: its parameters' (per neuron), else what feeds it (scalar
+        parameters broadcast, as Norse and snnTorch's defaults write them)."""
+        shape = tuple(int(d) for d in np.shape(_arr(getattr(node, field))))
+        if shape:
+            return shape
+        ins = [made[p] for p in preds[n] if p in made]
+        if ins:
+            return tuple(out.infer_shapes()[ins[0]])
+        return _shape(node.input_type)
+
     def _read_node(n: str) -> None:
         node = nodes[n]
         k = kind(n)
@@ -230,8 +241,7 @@ def from_nir(g, *, dt: float = DEFAULT_DT, reset: str | None = None, reset_timin
             out.add(n, Scale(scale=_arr(node.scale).astype(np.float32)), [source(n, k)])
             made[n] = n
         elif k in ("LIF", "IF", "CubaLIF"):
-            shape = tuple(int(d) for d in np.shape(_arr(node.v_threshold))) or None
-            shape = shape or _shape(node.input_type)
+            shape = _population_shape(n, node, "v_threshold")
             v_reset = _arr(node.v_reset) if getattr(node, "v_reset", None) is not None else np.zeros(1)
             if np.any(v_reset != 0):
                 raise UnsupportedOperator("a reset to a value other than 0 (snc's LIF resets to 0 or subtracts)", node=n)
@@ -280,7 +290,7 @@ def from_nir(g, *, dt: float = DEFAULT_DT, reset: str | None = None, reset_timin
             if not all(kind(s) == "Output" for s in succs[n]) or not succs[n]:
                 raise UnsupportedOperator("LI is read only as the readout before an Output", node=n)
             a = dt / _arr(node.tau)
-            shape = tuple(int(d) for d in np.shape(_arr(node.tau))) or _shape(node.input_type)
+            shape = _population_shape(n, node, "tau")
             ins, bias = gained(n, a * _arr(node.r), shape)
             leak = a * _arr(node.v_leak)
             if np.any(leak != 0):
@@ -293,7 +303,7 @@ def from_nir(g, *, dt: float = DEFAULT_DT, reset: str | None = None, reset_timin
         elif k == "I":
             if not all(kind(s) == "Output" for s in succs[n]) or not succs[n]:
                 raise UnsupportedOperator("I is read only as the readout before an Output", node=n)
-            shape = tuple(int(d) for d in np.shape(_arr(node.r))) or _shape(node.input_type)
+            shape = _population_shape(n, node, "r")
             ins, bias = gained(n, dt * _arr(node.r), shape)
             out.add(n, Readout(shape=shape, mode="membrane", bias=bias), ins)
             made[n] = n

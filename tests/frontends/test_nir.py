@@ -296,3 +296,59 @@ def test_snntorch_recurrent_leaky_reads_its_cycle_with_a_one_step_delay(tmp_path
     graph = load_nir(tmp_path / "r.nir", reset="zero", reset_timing={"r.lif": "next_step"})  # l2 is a Leaky
     assert graph.is_recurrent and graph.nodes["r.w_rec.delay"].steps == 1
     assert _mismatches(graph, x.numpy(), ref) == {"r.lif": 0, "l2": 0}
+
+
+def test_scalar_neuron_parameters_broadcast(tmp_path):
+    """Norse and snnTorch's scalar defaults: parameters of shape () take the shape of their input."""
+    g = nir.NIRGraph(nodes={"input": nir.Input(np.array([3])), "w": nir.Linear(np.eye(3, dtype=np.float32) * 2),
+                            "lif": nir.LIF(tau=np.array(1e-3), r=np.array(10.0), v_leak=np.array(0.0),
+                                           v_threshold=np.array(1.0), v_reset=np.array(0.0)),
+                            "output": nir.Output(np.array([3]))},
+                     edges=[("input", "w"), ("w", "lif"), ("lif", "output")], type_check=False)
+    graph = from_nir(g)
+    assert graph.nodes["lif"].shape == (3,) and graph.nodes["output"].shape == (3,)
+    r = simulate(graph, np.ones((1, 4, 3), bool), timesteps=4, rasters=[0])
+    # v: 2, then 0.9 * 0 + 2 after each reset: every step spikes (v > 1)
+    assert r.populations["lif"].rasters[0].all()
+
+
+def test_snntorch_conv_net_gives_identical_spikes(tmp_path):
+    """Conv2d (bias per channel) -> Leaky -> AvgPool2d -> Flatten -> Linear -> Leaky, as snnTorch
+    exports it (torch tensors in the Conv2d fields, 0-d pooling sizes)."""
+    from snntorch import Leaky, utils
+    from snntorch.export_nir import export_to_nir
+
+    torch.manual_seed(0)
+
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.c1 = torch.nn.Conv2d(2, 4, 3, padding=1)
+            self.l1 = Leaky(beta=torch.full((4, 8, 8), 0.9), threshold=torch.ones(4, 8, 8), reset_mechanism="zero",
+                            init_hidden=True)
+            self.p, self.f, self.fc = torch.nn.AvgPool2d(2), torch.nn.Flatten(), torch.nn.Linear(64, 5)
+            self.l2 = Leaky(beta=torch.full((5,), 0.8), threshold=torch.ones(5), reset_mechanism="zero", init_hidden=True,
+                            output=True)
+            with torch.no_grad():
+                self.c1.weight.mul_(3)
+                self.fc.weight.mul_(3)
+
+        def forward(self, x):
+            return self.l2(self.fc(self.f(self.p(self.l1(self.c1(x))))))
+
+    net = Net()
+    nir.write(str(tmp_path / "c.nir"), export_to_nir(net, torch.randn(1, 2, 8, 8), ignore_dims=[0]))
+    steps, samples = 60, 4
+    x = (torch.rand(steps, samples, 2, 8, 8, generator=torch.Generator().manual_seed(1)) < 0.3).float()
+    utils.reset(net)
+    hidden, out = [], []
+    with torch.no_grad():
+        for t in range(steps):
+            h = net.l1(net.c1(x[t]))
+            hidden.append(h.reshape(samples, -1).clone())
+            out.append(net.l2(net.fc(net.f(net.p(h))))[0])
+    ref = {"l1": torch.stack(hidden).numpy() > 0, "l2": torch.stack(out).numpy() > 0}
+    assert ref["l1"].sum() > 1000 and ref["l2"].sum() > 30
+    graph = load_nir(tmp_path / "c.nir")
+    assert [graph.nodes[n].kind for n in graph.topological_order()][1:6] == ["Conv2d", "LIF", "AvgPool2d", "Flatten", "Dense"]
+    assert _mismatches(graph, x.numpy(), ref) == {"l1": 0, "l2": 0}
