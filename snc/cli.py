@@ -201,6 +201,17 @@ def _samples(graph, data_path: str, labels_path: str | None, limit: int | None, 
     return x, y
 
 
+def nir_options(fn: Callable) -> Callable:
+    """--dt, --reset and --reset-timing: how a NIR (.nir) model is discretised (docs/nir.md)."""
+    fn = click.option("--reset-timing", type=click.Choice(["immediate", "next_step"]), default=None,
+                      help="NIR input: next_step applies a spike's reset after the next step's input (snnTorch's "
+                           "Synaptic, RLeaky).")(fn)
+    fn = click.option("--reset", "nir_reset", type=click.Choice(["zero", "subtract"]), default=None,
+                      help="NIR input: the reset NIR cannot carry (default: zero, NIR's reset to v_reset = 0).")(fn)
+    return click.option("--dt", type=click.FloatRange(0, min_open=True), default=None,
+                        help="NIR input: the time step in seconds (default 1e-4, forward Euler).")(fn)
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="snc")
 def main() -> None:
@@ -262,12 +273,13 @@ def _quantize_bits(quantize: str, weight_bits: int | None) -> int | None:
               help="Language models, graded coding: payload bits per event (Loihi 2: 8 to 24); larger counts are clipped.")
 @click.option("--w8", is_flag=True, help="Language models: W8ASpike weights (INT8 per output row and group of 128 inputs).")
 @click.option("--exclude", default=None, metavar="NAMES", help="Language models: comma-separated projections whose input stays analog (e.g. the LM head).")
+@nir_options
 @handle_errors
 def compile_cmd(model: str, output: str, calib: str | None, calib_labels: str | None, timesteps: int, percentile: float,
                 passes: str | None, hw: str | None, quantize: str, weight_bits: int | None, scaling: str, prune: bool,
                 prune_activity: bool, prune_sparsity: float | None, input_range: str | None, host_maxpool: bool,
                 verify: bool, as_json: bool, target: str, coding: str, k: float, max_count: int | None, payload_bits: int,
-                w8: bool, exclude: str | None) -> None:
+                w8: bool, exclude: str | None, dt: float | None, nir_reset: str | None, reset_timing: str | None) -> None:
     """Compile MODEL (.onnx, .pt2) into a spiking network artifact (.snir).
 
     Default passes: fold-bn, fold-affine, convert, balance, quantize, prune, map (`snc passes`);
@@ -300,7 +312,7 @@ def compile_cmd(model: str, output: str, calib: str | None, calib_labels: str | 
         options["host_maxpool"] = False
     t0 = time.perf_counter()
     stage(f"snc: reading {model}")
-    graph = _load_graph(model)
+    graph = _load_graph(model, dt=dt, reset=nir_reset, reset_timing=reset_timing)
     from snc.ir.sequence import is_sequence_model
 
     if is_sequence_model(graph):
@@ -310,6 +322,9 @@ def compile_cmd(model: str, output: str, calib: str | None, calib_labels: str | 
                       "exclude": tuple(e.strip() for e in exclude.split(",") if e.strip()) if exclude else ()}
         compile_lm(graph, out, calib, _check_passes(passes), lm_options, as_json, target, t0)
         return
+    if graph.is_spiking and passes is None:  # NIR, netx, .snir: already a spiking network
+        stage("snc: the model is already a spiking network: no pass runs (choose some with --passes, e.g. quantize,map)")
+        names = []
     _check_compile_request(names, options)
     x = None
     if calib is not None:
@@ -411,9 +426,7 @@ def _progress_bar(total: int, label: str):
 @click.option("--record", "record_path", type=click.Path(dir_okay=False), default=None,
               help="Write every population's spikes to this .npz, keyed by node name, shaped (steps, samples, *shape) (snc backend).")
 @click.option("--input-spikes", is_flag=True, help="--data holds spikes laid out (steps, samples, *input_shape) (other simulators' layout).")
-@click.option("--dt", type=click.FloatRange(0, min_open=True), default=None, help="NIR input: the time step in seconds (default 1e-4, forward Euler).")
-@click.option("--reset", "nir_reset", type=click.Choice(["zero", "subtract"]), default=None, help="NIR input: the reset NIR cannot carry (default: zero, NIR's reset to v_reset = 0).")
-@click.option("--reset-timing", type=click.Choice(["immediate", "next_step"]), default=None, help="NIR input: next_step applies a spike's reset after the next step's input (snnTorch).")
+@nir_options
 @handle_errors
 def simulate_cmd(artifact, data_path, labels_path, calib, timesteps, batch_size, arithmetic, fixed_point, timing, backend, check,
                  lava_timeout, percentile, limit, seed, as_json, record_path, input_spikes, dt, nir_reset, reset_timing) -> None:
@@ -503,12 +516,13 @@ def simulate_cmd(artifact, data_path, labels_path, calib, timesteps, batch_size,
 @main.command("inspect")
 @click.argument("artifact", type=click.Path(dir_okay=False))
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@nir_options
 @handle_errors
-def inspect_cmd(artifact: str, as_json: bool) -> None:
+def inspect_cmd(artifact: str, as_json: bool, dt: float | None, nir_reset: str | None, reset_timing: str | None) -> None:
     """Print the nodes of ARTIFACT (or of any model file) as a table."""
     from snc.report import table
 
-    graph = _load_graph(artifact)
+    graph = _load_graph(artifact, dt=dt, reset=nir_reset, reset_timing=reset_timing)
     rows = graph.table()
     if as_json:
         click.echo(json.dumps({"name": graph.name, "outputs": graph.outputs, "spiking": graph.is_spiking,
@@ -522,6 +536,8 @@ def inspect_cmd(artifact: str, as_json: bool) -> None:
     click.echo(table(body, ["name", "kind", "shape", "neurons", "weights", "inputs", "parameters"], align="lllrrll"))
     click.echo(f"\n{len(rows)} nodes; outputs: {', '.join(graph.outputs)}; "
                f"{'spiking' if graph.is_spiking else 'ANN (not yet converted)'}")
+    for note in graph.meta.get("notes", []) if graph.meta.get("source", {}).get("format") == "nir" else []:
+        click.echo(f"note: {note}")
 
 
 def _jsonable(value: Any) -> Any:
@@ -553,10 +569,11 @@ def _jsonable(value: Any) -> Any:
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Use only the first N samples.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (energies in J per inference, latencies in s; per token for a language model).")
 @click.option("--plot", "plot_dir", type=click.Path(file_okay=False), default=None, help="Write PNG figures to this folder.")
+@nir_options
 @click.option("--per-token", is_flag=True, help="Language models: the per-token table (sparsity, ACs vs MACs, energy per token per projection; default hw loihi2 and horowitz45, baseline fp16).")
 @handle_errors
 def estimate_cmd(model, data_path, labels_path, calib, hw, baseline, timesteps, batch_size, percentile, limit, as_json, plot_dir,
-                 per_token) -> None:
+                 dt, nir_reset, reset_timing, per_token) -> None:
     """Energy, latency and sparsity of MODEL on neuromorphic chips, per layer and per core,
     against an ANN baseline. JSON keys: layers[] (name, neurons, cores, spikes_per_sample, synops,
     energy_j, latency_s, ...), totals (energy_j, latency_s, synops, effective_acs, effective_macs,
@@ -565,7 +582,7 @@ def estimate_cmd(model, data_path, labels_path, calib, hw, baseline, timesteps, 
     from snc.estimate import estimate, format_table
     from snc.hw import load_profile
 
-    graph = _compiled(model, calib, percentile, timesteps)
+    graph = _compiled(model, calib, percentile, timesteps, dt=dt, reset=nir_reset, reset_timing=reset_timing)
     from snc.ir.sequence import is_sequence_model
 
     if is_sequence_model(graph):

@@ -116,8 +116,23 @@ def test_sinabs_cnn_from_the_corpus_imports_simulates_and_inspects():
     r = simulate(graph, x, timesteps=20)
     assert r.predictions.shape == (2,)
     assert sum(p.spikes.sum() for p in r.populations.values() if p.spiking) > 0
-    out = run_snc(["inspect", path])
+    out = run_snc(["inspect", path, "--dt", "1"])
     assert out.returncode == 0 and "SumPool2d" in out.stdout and "spike_count" in out.stdout
+    assert "note: 1: NIR IF at dt = 1 s -> snc IF" in out.stdout
+    import tempfile
+    from pathlib import Path
+
+    with tempfile.TemporaryDirectory() as d:
+        art = Path(d) / "s.snir"
+        done = run_snc(["compile", path, "-o", art, "--dt", "1"])  # already spiking: saved as read
+        assert done.returncode == 0, done.stderr
+        from snc.ir import load
+
+        saved = load(art)
+        assert list(saved.nodes) == list(graph.nodes)
+        for name, node in graph.nodes.items():
+            for field, value in node.array_fields():
+                np.testing.assert_array_equal(getattr(saved.nodes[name], field), value)
 
 
 def test_bad_nir_files_are_one_line(tmp_path):
