@@ -33,7 +33,11 @@ Synaptic and RLeaky one step late). Several edges into one node are summed. Inpu
 Recurrent edges (a cycle reached from an input, as snnTorch's RLeaky writes it) carry the previous
 step's value: snc puts a one-step Delay on each edge that closes a cycle.
 
-Refused with the node's name: Delay, Threshold, CubaLI, Conv1d, LI or I not followed by an Output,
+* ``Delay`` -> snc Delay of round(delay / dt) steps (one value for the whole tensor);
+* ``Threshold`` -> a LIF without memory (v = its input each step, fires when v > threshold);
+* ``CubaLI`` before an ``Output`` -> a leaky readout with a current decay.
+
+Refused with the node's name: Conv1d, LI, CubaLI or I not followed by an Output,
 a reset to a value other than 0, nested graphs.
 """
 from __future__ import annotations
@@ -240,6 +244,24 @@ def from_nir(g, *, dt: float = DEFAULT_DT, reset: str | None = None, reset_timin
         elif k == "Scale":
             out.add(n, Scale(scale=_arr(node.scale).astype(np.float32)), [source(n, k)])
             made[n] = n
+        elif k == "Delay":
+            steps = np.rint(_arr(node.delay) / dt).astype(np.int64)
+            if steps.size and not np.all(steps == steps.reshape(-1)[0]):
+                raise UnsupportedOperator("per-element delays that differ (snc's Delay shifts a whole value)", node=n)
+            d = int(steps.reshape(-1)[0]) if steps.size else 0
+            if d < 1:
+                raise UnsupportedOperator(f"a delay of {float(_arr(node.delay).reshape(-1)[0]):g} s is under one step of "
+                                          f"dt = {dt:g} s", node=n)
+            out.add(n, Delay(steps=d), [source(n, k)])
+            made[n] = n
+            notes.append(f"{n}: NIR Delay at dt = {dt:g} s -> {d} step(s)")
+        elif k == "Threshold":  # z = H(x - theta), no state: a LIF that forgets everything each step
+            shape = _population_shape(n, node, "threshold")
+            threshold = np.broadcast_to(_arr(node.threshold), shape).astype(np.float32)
+            out.add(n, LIF(shape=shape, threshold=threshold, reset="zero", decay_current=1.0, decay_voltage=1.0),
+                    [made[p] for p in preds[n]])
+            made[n] = n
+            notes.append(f"{n}: NIR Threshold -> snc LIF without memory (v = input, spikes when v > threshold)")
         elif k in ("LIF", "IF", "CubaLIF"):
             shape = _population_shape(n, node, "v_threshold")
             v_reset = _arr(node.v_reset) if getattr(node, "v_reset", None) is not None else np.zeros(1)
@@ -286,6 +308,23 @@ def from_nir(g, *, dt: float = DEFAULT_DT, reset: str | None = None, reset_timin
                          + (" (taken as 1)" if np.all(np.abs(np.broadcast_to(gain, shape) - 1) <= _GAIN_TOLERANCE) else "")
                          + f", reset {mode}" + (" (NIR: to v_reset = 0)" if reset is None else " (asked for)")
                          + (", applied at the next step" if timing_of(n) == "next_step" else ""))
+        elif k == "CubaLI":
+            if not all(kind(s) == "Output" for s in succs[n]) or not succs[n]:
+                raise UnsupportedOperator("CubaLI is read only as the readout before an Output", node=n)
+            if any(p in bias_of for p in preds[n]):
+                raise UnsupportedOperator("a CubaLI fed through a bias (it passes the synaptic current, not v)", node=n)
+            a_s, a_m = dt / _arr(node.tau_syn), dt / _arr(node.tau_mem)
+            shape = _population_shape(n, node, "tau_mem")
+            ins, bias = gained(n, a_s * _arr(node.w_in) * a_m * _arr(node.r), shape)
+            leak = a_m * _arr(node.v_leak)
+            if np.any(leak != 0):
+                bias = (np.zeros(shape, np.float32) if bias is None else bias) + np.broadcast_to(leak, shape).astype(np.float32)
+            out.add(n, Readout(shape=shape, mode="membrane", bias=bias, decay_current=_scalar(a_s, n, "synaptic decay"),
+                               decay_voltage=_scalar(a_m, n, "decay")), ins)
+            made[n] = n
+            outputs.append(n)
+            notes.append(f"{n}: NIR CubaLI at dt = {dt:g} s -> snc leaky readout, synaptic decay "
+                         f"{float(np.mean(a_s)):.6g}, decay {float(np.mean(a_m)):.6g}")
         elif k == "LI":
             if not all(kind(s) == "Output" for s in succs[n]) or not succs[n]:
                 raise UnsupportedOperator("LI is read only as the readout before an Output", node=n)
@@ -311,16 +350,17 @@ def from_nir(g, *, dt: float = DEFAULT_DT, reset: str | None = None, reset_timin
             notes.append(f"{n}: NIR I at dt = {dt:g} s -> snc perfect-integrator readout (its output is v[T] / T)")
         elif k == "Output":
             ups = preds[n]
-            if len(ups) == 1 and kind(ups[0]) in ("LI", "I"):
+            if len(ups) == 1 and kind(ups[0]) in ("LI", "I", "CubaLI"):
                 return
-            if len(ups) != 1 or kind(ups[0]) not in ("LIF", "IF", "CubaLIF"):
+            if len(ups) != 1 or kind(ups[0]) not in ("LIF", "IF", "CubaLIF", "Threshold"):
                 raise UnsupportedOperator("an Output is read after one spiking population or an LI", node=n)
             shape = out.infer_shapes()[made[ups[0]]]
             out.add(n, Readout(shape=shape, mode="spike_count"), [made[ups[0]]])
             outputs.append(n)
         else:
             raise UnsupportedOperator(f"NIR {k} is not supported (snc reads Input, Output, Affine, Linear, Scale, Conv2d, "
-                                      "SumPool2d, AvgPool2d, Flatten, IF, LIF, CubaLIF, and LI or I before an Output)", node=n)
+                                      "SumPool2d, AvgPool2d, Flatten, Delay, Threshold, IF, LIF, CubaLIF, and LI, CubaLI or I before an "
+                                      "Output)", node=n)
 
     for n in nx.topological_sort(fwd):
         try:
@@ -390,7 +430,7 @@ def _bias_shape(b: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
 
 
 def _neurons_only(n: str, succs: list[str], kind, why: str) -> None:
-    bad = [s for s in succs if kind(s) not in ("LIF", "IF", "CubaLIF", "LI", "I")]
+    bad = [s for s in succs if kind(s) not in ("LIF", "IF", "CubaLIF", "LI", "I", "Threshold")]
     if bad:
         raise UnsupportedOperator(f"a bias feeding {bad[0]!r} ({kind(bad[0])}): snc moves biases into the neurons they "
                                   f"feed ({why})", node=n)

@@ -367,3 +367,30 @@ def test_snntorch_conv_net_gives_identical_spikes(tmp_path):
     graph = load_nir(tmp_path / "c.nir")
     assert [graph.nodes[n].kind for n in graph.topological_order()][1:6] == ["Conv2d", "LIF", "AvgPool2d", "Flatten", "Dense"]
     assert _mismatches(graph, x.numpy(), ref) == {"l1": 0, "l2": 0}
+
+
+def test_delay_threshold_and_cubali_by_hand():
+    """Linear -> Delay (2 steps at dt) -> Threshold -> Linear -> CubaLI readout, against the
+    Euler loop written out here."""
+    rng = np.random.default_rng(5)
+    w1, w2, dt = rng.normal(size=(4, 3)), rng.normal(size=(2, 4)), 1e-3
+    tau_syn, tau_mem, r, w_in = np.full(2, 4e-3), np.full(2, 5e-3), np.full(2, 5.0), np.full(2, 4.0)
+    g = nir.NIRGraph.from_list(nir.Input(np.array([3])), nir.Linear(w1), nir.Delay(np.full(4, 2e-3)),
+                               nir.Threshold(np.full(4, 0.3)), nir.Linear(w2),
+                               nir.CubaLI(tau_syn=tau_syn, tau_mem=tau_mem, r=r, v_leak=np.zeros(2), w_in=w_in),
+                               nir.Output(np.array([2])))
+    graph = from_nir(g, dt=dt)
+    assert [graph.nodes[n].kind for n in graph.topological_order()].count("Delay") == 1
+    steps = 30
+    x = rng.random((2, steps, 3)) < 0.5
+    res = simulate(graph, x, timesteps=steps)
+    (readout,) = graph.outputs
+    for i in range(2):
+        hist, cur, v = [], np.zeros(2), np.zeros(2)
+        for t in range(steps):
+            hist.append(w1 @ x[i, t])
+            delayed = hist[t - 2] if t >= 2 else np.zeros(4)
+            z = (delayed > 0.3).astype(float)
+            cur = cur + dt / tau_syn * (-cur + w_in * (w2 @ z))
+            v = v + dt / tau_mem * (-v + r * cur)
+        np.testing.assert_allclose(res.outputs[readout][i], v, rtol=1e-4, atol=1e-5)  # a leaky readout gives v[T]
