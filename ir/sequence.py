@@ -192,17 +192,16 @@ class Activation(Node):
 
 
 @dataclass(eq=False)
-class Product(Node):
-    """y = a * b elementwise: a product of two activations (a gated MLP's gate x up)."""
+class _Elementwise(Node):
+    """Two activations of one shape combined element by element (one operation per element)."""
 
-    kind = "Product"
     role = COMPUTE
     arity = (2, 2)
 
     def infer_shape(self, name, inputs):
         a, b = inputs
         if tuple(a) != tuple(b):
-            raise ShapeError(f"Product of shapes {tuple(a)} and {tuple(b)}", node=name)
+            raise ShapeError(f"{self.kind} of shapes {tuple(a)} and {tuple(b)}", node=name)
         return tuple(a)
 
     def ops_per_token(self, shapes: list[Shape]) -> int:
@@ -210,21 +209,17 @@ class Product(Node):
 
 
 @dataclass(eq=False)
-class Residual(Node):
+class Product(_Elementwise):
+    """y = a * b elementwise: a product of two activations (a gated MLP's gate x up)."""
+
+    kind = "Product"
+
+
+@dataclass(eq=False)
+class Residual(_Elementwise):
     """y = a + b elementwise: a residual connection."""
 
     kind = "Residual"
-    role = COMPUTE
-    arity = (2, 2)
-
-    def infer_shape(self, name, inputs):
-        a, b = inputs
-        if tuple(a) != tuple(b):
-            raise ShapeError(f"Residual of shapes {tuple(a)} and {tuple(b)}", node=name)
-        return tuple(a)
-
-    def ops_per_token(self, shapes: list[Shape]) -> int:
-        return int(np.prod(shapes[0][1:]))
 
 
 def _heads(name: str, kind: str, d: int, heads: int) -> int:

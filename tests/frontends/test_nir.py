@@ -44,14 +44,20 @@ def _snntorch_run(reset: str, tmp_path, steps: int = 150, samples: int = 8):
     nir.write(str(tmp_path / f"{reset}.nir"), export_to_nir(net, torch.randn(1, 8), ignore_dims=[0]))
     x = (torch.rand(steps, samples, 8, generator=torch.Generator().manual_seed(1)) < 0.4).float()
     utils.reset(net)
+    ref = _run(lambda xt: net.lif1(net.fc1(xt)), lambda h: net.lif2(net.fc2(h)), x, ("lif1", "lif2"))
+    return tmp_path / f"{reset}.nir", x.numpy(), ref
+
+
+def _run(hidden_of, out_of, x: torch.Tensor, names: tuple[str, str]) -> dict[str, np.ndarray]:
+    """snnTorch's own run, step by step: {hidden name: (T, N, ...) spikes, output name: ...}."""
     hidden, out = [], []
     with torch.no_grad():
-        for t in range(steps):
-            h = net.lif1(net.fc1(x[t]))
-            spk, _ = net.lif2(net.fc2(h))
+        for t in range(x.shape[0]):
+            h = hidden_of(x[t])
+            o = out_of(h)
             hidden.append(h.clone())
-            out.append(spk)
-    return tmp_path / f"{reset}.nir", x.numpy(), {"lif1": torch.stack(hidden).numpy() > 0, "lif2": torch.stack(out).numpy() > 0}
+            out.append(o[0] if isinstance(o, tuple) else o)
+    return {names[0]: torch.stack(hidden).numpy() > 0, names[1]: torch.stack(out).numpy() > 0}
 
 
 def _mismatches(graph, x, ref) -> dict[str, int]:
@@ -140,12 +146,14 @@ def test_bad_nir_files_are_one_line(tmp_path):
     bad.write_bytes(b"\x89HDF\r\n\x1a\n" + b"\0" * 40)
     with pytest.raises(InvalidModel, match="not a readable NIR file"):
         load_nir(bad)
-    g = nir.NIRGraph.from_list(nir.Input(np.array([2])), nir.Linear(np.ones((2, 2))), nir.Delay(np.ones(2)),
-                               nir.Output(np.array([2])))
-    nir.write(str(tmp_path / "delay.nir"), g)
-    with pytest.raises(UnsupportedOperator, match="NIR Delay is not supported") as err:
-        load_nir(tmp_path / "delay.nir")
-    assert err.value.node is not None
+    g = nir.NIRGraph.from_list(nir.Input(np.array([2, 8])),
+                               nir.Conv1d(input_shape=8, weight=np.ones((2, 2, 3), np.float32), stride=1, padding=1,
+                                          dilation=1, groups=1, bias=np.zeros(2, np.float32)),
+                               nir.Output(np.array([2, 8])))
+    nir.write(str(tmp_path / "conv1d.nir"), g)
+    with pytest.raises(UnsupportedOperator, match="NIR Conv1d is not supported") as err:
+        load_nir(tmp_path / "conv1d.nir")
+    assert err.value.node == "conv1d"
     r = run_snc(["simulate", bad, "--data", tmp_path / "x.npy"])
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "trunc.nir" in r.stderr
 
@@ -203,14 +211,7 @@ def test_snntorch_synaptic_mlp_with_next_step_reset(tmp_path, reset):
     steps, samples = 150, 8
     x = (torch.rand(steps, samples, 8, generator=torch.Generator().manual_seed(1)) < 0.4).float()
     utils.reset(net)
-    hidden, out = [], []
-    with torch.no_grad():
-        for t in range(steps):
-            h = net.lif1(net.fc1(x[t]))
-            o = net.lif2(net.fc2(h))
-            hidden.append(h.clone())
-            out.append(o[0])
-    ref = {"lif1": torch.stack(hidden).numpy() > 0, "lif2": torch.stack(out).numpy() > 0}
+    ref = _run(lambda xt: net.lif1(net.fc1(xt)), lambda h: net.lif2(net.fc2(h)), x, ("lif1", "lif2"))
     assert ref["lif1"].sum() > 1000 and ref["lif2"].sum() > 300
     xs = x.numpy()
     assert _mismatches(load_nir(tmp_path / "s.nir"), xs, ref)["lif2"] > 0  # NIR's default: documented in docs/nir.md
@@ -300,13 +301,7 @@ def test_snntorch_recurrent_leaky_reads_its_cycle_with_a_one_step_delay(tmp_path
     steps, samples = 120, 6
     x = (torch.rand(steps, samples, 8, generator=torch.Generator().manual_seed(1)) < 0.4).float()
     utils.reset(net)
-    hidden, out = [], []
-    with torch.no_grad():
-        for t in range(steps):
-            h = net.r(net.fc1(x[t]))
-            hidden.append(h.clone())
-            out.append(net.l2(net.fc2(h))[0])
-    ref = {"r.lif": torch.stack(hidden).numpy() > 0, "l2": torch.stack(out).numpy() > 0}
+    ref = _run(lambda xt: net.r(net.fc1(xt)), lambda h: net.l2(net.fc2(h)), x, ("r.lif", "l2"))
     assert ref["r.lif"].sum() > 500 and ref["l2"].sum() > 50
     graph = load_nir(tmp_path / "r.nir", reset="zero", reset_timing={"r.lif": "next_step"})  # l2 is a Leaky
     assert graph.is_recurrent and graph.nodes["r.w_rec.delay"].steps == 1
@@ -356,13 +351,8 @@ def test_snntorch_conv_net_gives_identical_spikes(tmp_path):
     steps, samples = 60, 4
     x = (torch.rand(steps, samples, 2, 8, 8, generator=torch.Generator().manual_seed(1)) < 0.3).float()
     utils.reset(net)
-    hidden, out = [], []
-    with torch.no_grad():
-        for t in range(steps):
-            h = net.l1(net.c1(x[t]))
-            hidden.append(h.reshape(samples, -1).clone())
-            out.append(net.l2(net.fc(net.f(net.p(h))))[0])
-    ref = {"l1": torch.stack(hidden).numpy() > 0, "l2": torch.stack(out).numpy() > 0}
+    ref = _run(lambda xt: net.l1(net.c1(xt)), lambda h: net.l2(net.fc(net.f(net.p(h)))), x, ("l1", "l2"))
+    ref["l1"] = ref["l1"].reshape(steps, samples, -1)
     assert ref["l1"].sum() > 1000 and ref["l2"].sum() > 30
     graph = load_nir(tmp_path / "c.nir")
     assert [graph.nodes[n].kind for n in graph.topological_order()][1:6] == ["Conv2d", "LIF", "AvgPool2d", "Flatten", "Dense"]
