@@ -147,6 +147,8 @@ def estimate(
             "chip_energy_j": cost["energy_j"],
             "dynamic_energy_j": cost["dynamic_energy_j"],
             "static_energy_j": cost["static_energy_j"],
+            "static_energy_whole_chips_j": cost["static_energy_whole_chips_j"],
+            "cores_used": cost["cores_used"],
             "host_energy_j": host_energy,
             "host_delivery_energy_j": cost["host_delivery_energy_j"],
             "latency_s": cost["latency_s"],
@@ -216,8 +218,9 @@ def format_table(doc: dict[str, Any]) -> str:
         hw = doc["per_hw"][h]["hw"]
         out.append(f"{h}: {hw['title']}")
         out.append(
-            f"  energy/inference {fmt_num(t['energy_j'])} J (chip dynamic {fmt_num(t['dynamic_energy_j'])}, static "
-            f"{fmt_num(t['static_energy_j'])}, host {fmt_num(t['host_energy_j'])}); latency {fmt_num(t['latency_s'])} s "
+            f"  energy/inference {fmt_num(t['energy_j'])} J (chip dynamic {fmt_num(t['dynamic_energy_j'])}, static of the "
+            f"{t['cores_used']} cores used {fmt_num(t['static_energy_j'])} [whole chips: {fmt_num(t['static_energy_whole_chips_j'])}, "
+            f"not added], host {fmt_num(t['host_energy_j'])}); latency {fmt_num(t['latency_s'])} s "
             f"({fmt_num(t['throughput_per_s'])} inferences/s); {t['chips']} chip(s), {t['cores']} core(s)"
         )
         out.append(

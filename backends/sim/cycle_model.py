@@ -15,7 +15,10 @@ event simulator runs. Per time step t and core c (averaged over the samples):
                      + barrier(tiles spanned by the used cores)
     latency        = sum_t step_time[t];  throughput = 1 / latency
     energy         = sum_t,c (synops E_synop + active E_active + inactive E_inactive + msgs E_spike
-                     + ew E_ew + ns E_ns + chip E_chip) + static power x chips x latency
+                     + ew E_ew + ns E_ns + chip E_chip)
+                     + static power x (cores used / cores per chip) x latency
+(the static power of the whole chips the network touches is reported beside it,
+``static_energy_whole_chips_j``, not added)
 
 The barrier grows linearly from barrier_min (1 tile) to barrier_max (barrier_tiles tiles) and
 beyond, linearly. Profiles marked all-inclusive (TrueNorth) carry their whole energy in E_synop
@@ -234,7 +237,11 @@ class CycleModel:
                        + c["ew"] * p["energy_hop_ew"] + c["ns"] * p["energy_hop_ns"] + c["chip"] * p["energy_chip_hop"]).sum(axis=0)
         host_delivery = float(c["host_msgs"].sum() * p["energy_spike_local"])
         chips = int(len(np.unique(self.cores // self.mesh.cores_per_chip)))
-        static = float(p["static_power"]) * chips * latency
+        used = int(len(np.unique(self.cores)))
+        # Static power is given per chip; the network is charged for the cores it occupies (the
+        # rest of a chip can run other work). The whole-chip figure is reported beside it.
+        static = float(p["static_power"]) * used / self.mesh.cores_per_chip * latency
+        static_chips = float(p["static_power"]) * chips * latency
         dynamic = float(energy_core.sum()) + host_delivery
         layers = {}
         total_cores = len(self.blocks)
@@ -253,6 +260,8 @@ class CycleModel:
             "energy_j": dynamic + static,
             "dynamic_energy_j": dynamic,
             "static_energy_j": static,
+            "static_energy_whole_chips_j": static_chips,
+            "cores_used": used,
             "host_delivery_energy_j": host_delivery,
             "latency_s": latency,
             "throughput_per_s": 1.0 / latency if latency > 0 else float("inf"),

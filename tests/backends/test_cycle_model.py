@@ -123,12 +123,15 @@ def test_energy_and_latency_equal_a_recomputation_from_scratch():
     step = busy.max(axis=1) + np.where(sent, route[None, :], 0).max(axis=1) + barrier
     latency = step.sum()
     chips = len({core // prof["cores_per_chip"] for _, (_, _, core) in order})
-    static = prof["static_power"] * chips * latency
+    used = len({core for _, (_, _, core) in order})
+    static = prof["static_power"] * used / prof["cores_per_chip"] * latency  # the cores used, not whole chips
     total = sum(energy.values()) + host_msgs * prof["energy_spike_local"] + static
 
     assert got["latency_s"] == pytest.approx(latency, rel=1e-9)
     assert got["chips"] == chips == 2
     assert got["energy_j"] == pytest.approx(total, rel=1e-9)
+    assert got["static_energy_whole_chips_j"] == pytest.approx(prof["static_power"] * chips * latency, rel=1e-9)
+    assert got["static_energy_j"] < got["static_energy_whole_chips_j"] and got["cores_used"] == used
     for pop, cores in blocks.items():
         expect = energy[pop] + static * len(cores) / 5
         assert got["layers"][pop]["energy_j"] == pytest.approx(expect, rel=1e-9), pop
