@@ -258,3 +258,33 @@ def w8_dequantized(weight: np.ndarray, group: int = 128) -> np.ndarray:
     q, scales = w8_weights(weight, group)
     n_in = q.shape[1]
     return q.astype(np.float64) * np.repeat(scales, group, axis=1)[:, :n_in]
+
+
+class Tally:
+    """The coding statistics of one projection's input, accumulated batch by batch (the
+    definitions of ``stats``): events, entries (tokens x channels), tokens, silent entries,
+    entries with |c| <= 7, events in a 3-step window, clipped entries, and the most steps used."""
+
+    def __init__(self) -> None:
+        self.events = self.entries = self.tokens = self.silent = self.le7 = self.win3 = self.clipped = self.steps = 0
+
+    def add(self, c: np.ndarray, coding: str, t_steps: int, clipped: int = 0) -> None:
+        c = np.asarray(c, np.int64)
+        ev = events_per_entry(c, coding, t_steps)
+        self.events += int(ev.sum())
+        self.entries += int(c.size)
+        self.tokens += int(c.size // max(1, c.shape[-1])) if c.ndim else 1
+        self.silent += int(np.count_nonzero(c == 0))
+        self.le7 += int(np.count_nonzero(np.abs(c) <= 7))
+        self.win3 += int(np.minimum(ev, 3).sum())
+        self.clipped += int(clipped)
+        self.steps = max(self.steps, int(t_steps))
+
+    def stats(self, n_out: int) -> dict:
+        """``stats``'s keys over everything added, and the projection's ACs and dense MACs."""
+        n, t = max(1, self.entries), max(1, self.steps)
+        return {"steps": self.steps, "spikes_per_channel": self.events / n, "silent_share": self.silent / n,
+                "share_counts_le_7": self.le7 / n, "sparsity": 1.0 - self.events / (n * t),
+                "sparsity_step3": 1.0 - self.win3 / (3 * n), "clipped_share": self.clipped / n,
+                "effective_acs": self.events * int(n_out), "effective_macs": self.entries * int(n_out),
+                "tokens": self.tokens, "events": self.events, "entries": self.entries}

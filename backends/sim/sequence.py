@@ -28,40 +28,21 @@ from snc.ir.sequence import Projection, SpikeCode, Tokens, is_sequence_model
 from .. import dense_ops
 
 
-@dataclass
-class ProjectionStats:
-    """Activity of one projection over the simulated tokens."""
+class ProjectionStats(sc.Tally):
+    """Activity of one projection over the simulated tokens: the coding statistics of its input
+    (snc.ir.spike_coding.Tally) and its shape. ``coder`` None: an analog input (MACs)."""
 
-    name: str
-    coder: str | None  # its SpikeCode node (None: an analog input, MACs)
-    coding: str | None
-    k: float | None
-    n_in: int
-    n_out: int
-    tokens: int = 0
-    entries: int = 0  # tokens x n_in
-    events: int = 0
-    silent: int = 0
-    le7: int = 0
-    win3: int = 0
-    clipped: int = 0
-    steps: int = 0  # the most steps a batch ran
+    def __init__(self, name: str, coder: str | None, coding: str | None, k: float | None, n_in: int, n_out: int) -> None:
+        super().__init__()
+        self.name, self.coder, self.coding, self.k, self.n_in, self.n_out = name, coder, coding, k, int(n_in), int(n_out)
 
     def as_dict(self) -> dict:
-        n, t = max(1, self.entries), max(1, self.steps)
-        coded = self.coder is not None
-        return {
-            "name": self.name, "coder": self.coder, "coding": self.coding, "k": self.k, "steps": self.steps,
-            "n_in": self.n_in, "n_out": self.n_out, "tokens": self.tokens, "events": self.events, "entries": self.entries,
-            "spikes_per_channel": self.events / n if coded else None,
-            "silent_share": self.silent / n if coded else None,
-            "share_counts_le_7": self.le7 / n if coded else None,
-            "sparsity": 1.0 - self.events / (n * t) if coded else None,
-            "sparsity_step3": 1.0 - self.win3 / (3 * n) if coded else None,
-            "clipped_share": self.clipped / n if coded else None,
-            "effective_acs": self.events * self.n_out if coded else 0,
-            "effective_macs": self.entries * self.n_out,
-        }
+        d = self.stats(self.n_out)
+        if self.coder is None:  # analog: no coding statistics, MACs only
+            d.update({key: None for key in ("spikes_per_channel", "silent_share", "share_counts_le_7", "sparsity",
+                                             "sparsity_step3", "clipped_share")}, effective_acs=0)
+        return {"name": self.name, "coder": self.coder, "coding": self.coding, "k": self.k, "n_in": self.n_in,
+                "n_out": self.n_out, **d}
 
 
 @dataclass
@@ -171,7 +152,7 @@ def _run_batch(graph: Graph, order: list[str], ids: np.ndarray, stats: dict[str,
             values[name] = torch.from_numpy((vth * c).astype(np.float32))
         elif isinstance(node, Projection) and srcs[0] in codes:
             c, vth, t, clipped = codes[srcs[0]]
-            _count(stats[name], c, t, clipped, graph.nodes[srcs[0]].coding)
+            stats[name].add(c, graph.nodes[srcs[0]].coding, t, clipped)
             if mode == "values":
                 values[name] = _valued_projection(node, c, vth)
             else:
@@ -186,18 +167,6 @@ def _run_batch(graph: Graph, order: list[str], ids: np.ndarray, stats: dict[str,
                 p.tokens += int(np.prod(values[srcs[0]].shape[:-1]))
                 p.entries += int(values[srcs[0]].numel())
     return values[graph.outputs[0]].numpy().astype(np.float32, copy=True)
-
-
-def _count(p: ProjectionStats, c: np.ndarray, t: int, clipped: int, coding: str) -> None:
-    ev = sc.events_per_entry(c, coding, t)
-    p.tokens += int(c.size // max(1, c.shape[-1]))
-    p.entries += int(c.size)
-    p.events += int(ev.sum())
-    p.silent += int(np.count_nonzero(c == 0))
-    p.le7 += int(np.count_nonzero(np.abs(c) <= 7))
-    p.win3 += int(np.minimum(ev, 3).sum())
-    p.clipped += clipped
-    p.steps = max(p.steps, t)
 
 
 def _finish(node: Projection, acc: torch.Tensor, vth: np.ndarray) -> torch.Tensor:

@@ -18,54 +18,32 @@ from snc.ir import spike_coding as sc
 
 
 class Probe:
-    """Per projection: events, entries, silent entries, entries with |c| <= 7, the events an
-    entry would have in a 3-step window, the steps its coding needed (max over batches),
-    clipped entries, and the projection's shape."""
+    """Per projection: its coding statistics (snc.ir.spike_coding.Tally) and its shape."""
 
     def __init__(self, coding: str, k: float, max_count: int | None) -> None:
         self.coding, self.k, self.max_count = coding, k, max_count
-        self.acc: dict[str, dict] = {}
+        self.acc: dict[str, tuple[sc.Tally, int, int]] = {}
 
     def add(self, name: str, c: np.ndarray, n_in: int, n_out: int, clipped: float) -> None:
-        a = self.acc.setdefault(name, {"events": 0, "entries": 0, "silent": 0, "le7": 0, "win3": 0, "steps": 0,
-                                        "clipped": 0.0, "n_in": n_in, "n_out": n_out, "tokens": 0})
-        t = sc.steps(c, self.coding)
-        ev = sc.events_per_entry(c, self.coding, t)
-        a["events"] += int(ev.sum())
-        a["entries"] += int(c.size)
-        a["tokens"] += int(c.size // n_in)
-        a["silent"] += int(np.count_nonzero(c == 0))
-        a["le7"] += int(np.count_nonzero(np.abs(c) <= 7))
-        a["win3"] += int(np.minimum(ev, 3).sum())
-        a["steps"] = max(a["steps"], t)
-        a["clipped"] += clipped * c.size
+        tally = self.acc.setdefault(name, (sc.Tally(), n_in, n_out))[0]
+        tally.add(c, self.coding, sc.steps(c, self.coding), int(round(clipped * c.size)))
 
     def layers(self) -> dict[str, dict]:
-        out = {}
-        for name, a in self.acc.items():
-            n, t = max(1, a["entries"]), max(1, a["steps"])
-            out[name] = {
-                "coding": self.coding, "k": self.k, "steps": a["steps"],
-                "spikes_per_channel": a["events"] / n, "silent_share": a["silent"] / n,
-                "share_counts_le_7": a["le7"] / n, "sparsity": 1.0 - a["events"] / (n * t),
-                "sparsity_step3": 1.0 - a["win3"] / (3 * n), "clipped_share": a["clipped"] / n,
-                "effective_acs": a["events"] * a["n_out"], "effective_macs": a["entries"] * a["n_out"],
-                "tokens": a["tokens"], "events": a["events"], "entries": a["entries"], "n_in": a["n_in"], "n_out": a["n_out"],
-            }
-        return out
+        return {name: {"coding": self.coding, "k": self.k, **tally.stats(n_out), "n_in": n_in, "n_out": n_out}
+                for name, (tally, n_in, n_out) in self.acc.items()}
 
     def totals(self) -> dict:
-        acc = self.acc.values()
-        n = max(1, sum(a["entries"] for a in acc))
-        events = sum(a["events"] for a in acc)
-        cells = sum(a["entries"] * max(1, a["steps"]) for a in acc)
+        tallies = [t for t, _, _ in self.acc.values()]
+        n = max(1, sum(t.entries for t in tallies))
+        events = sum(t.events for t in tallies)
+        cells = sum(t.entries * max(1, t.steps) for t in tallies)
         return {
-            "coding": self.coding, "k": self.k, "steps": max((a["steps"] for a in acc), default=0),
-            "spikes_per_channel": events / n, "silent_share": sum(a["silent"] for a in acc) / n,
-            "share_counts_le_7": sum(a["le7"] for a in acc) / n, "sparsity": 1.0 - events / max(1, cells),
-            "sparsity_step3": 1.0 - sum(a["win3"] for a in acc) / (3 * n),
-            "effective_acs": sum(a["events"] * a["n_out"] for a in acc),
-            "effective_macs": sum(a["entries"] * a["n_out"] for a in acc),
+            "coding": self.coding, "k": self.k, "steps": max((t.steps for t in tallies), default=0),
+            "spikes_per_channel": events / n, "silent_share": sum(t.silent for t in tallies) / n,
+            "share_counts_le_7": sum(t.le7 for t in tallies) / n, "sparsity": 1.0 - events / max(1, cells),
+            "sparsity_step3": 1.0 - sum(t.win3 for t in tallies) / (3 * n),
+            "effective_acs": sum(t.events * n_out for t, _, n_out in self.acc.values()),
+            "effective_macs": sum(t.entries * n_out for t, _, n_out in self.acc.values()),
         }
 
 
