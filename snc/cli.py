@@ -4,9 +4,10 @@
     snc simulate ARTIFACT --data X.npy [--labels Y.npy] [--timesteps T] [--batch-size B] [--fixed-point] [--json]
     snc inspect ARTIFACT [--json]
     snc estimate MODEL_OR_ARTIFACT --data X.npy [--labels Y.npy] [--hw NAME|FILE]... [--baseline NAME] [--json] [--plot DIR]
-    snc export ARTIFACT --to lava -o DIR
+    snc export ARTIFACT --to lava -o DIR | --to nir -o X.nir | --to netx -o X.net
     snc hw list | snc hw show NAME
     snc passes
+    snc lm longctx | snc lm footprint
 
 Errors are one line on stderr naming the file and node, with exit code 2; no traceback
 (set SNC_DEBUG=1 to see one), and no half-written output file.
@@ -33,8 +34,10 @@ from .cli_common import (  # noqa: F401  (EXIT_ERROR and the helpers stay import
 def main() -> None:
     """snc - the spiking neuromorphic compiler.
 
-    Turns a trained ANN (ONNX, or a torch.export .pt2) into a spiking network, simulates it and
-    reports its accuracy, spikes and synaptic operations.
+    Turns a trained ANN (ONNX, or a torch.export .pt2) into a spiking network, reads spiking
+    networks other tools wrote (NIR .nir, lava-dl netx .net), spike-codes decoder language models
+    (a .pt2 whose input is token ids), simulates them and reports accuracy, spikes, synaptic
+    operations and energy; exports to Lava, NIR and netx.
     """
 
 
