@@ -1,12 +1,22 @@
 """Hardware profiles: the chips snc maps onto and estimates for, as data.
 
 Each profile is a TOML file (``snc/hw/profiles/*.toml``, or any file a user passes) whose
-``[quantities.NAME]`` tables give ``value``, ``unit``, ``status`` (measured, simulated, derived,
-estimated) and ``source``: every number says where it comes from and how much to trust it.
+``[quantities.NAME]`` tables give ``value``, ``unit``, ``status`` and ``source``: every number says
+where it comes from and how much to trust it. Statuses:
+
+* ``measured``: read off silicon (or a vendor's specification of it);
+* ``simulated``: from a pre-silicon simulation (e.g. Loihi's Table 2);
+* ``derived``: arithmetic on other published numbers (the arithmetic is in the source);
+* ``estimated``: our reasoned estimate (the reasoning is in the source);
+* ``unpublished``: no published figure was found; the value is a labelled
+  placeholder assumption, stated in the source, so that the profile is complete. Results that use
+  such a value are placeholders too: ``unpublished(profile)`` lists these quantities and
+  ``describe`` (``snc hw show``) says so.
 
     p = load_profile("loihi")          # or load_profile("my_chip.toml")
     p["energy_synop"]                  # 2.36e-11
     p.quantity("energy_synop").source  # "Davies et al. 2018 Table 2: ..."
+    unpublished(load_profile("speck")) # ["cores_per_tile", "mesh_tiles", ..., "energy_synop", ...]
 """
 from __future__ import annotations
 
@@ -24,7 +34,8 @@ else:  # pragma: no cover - Python 3.10
 from snc.errors import HardwareProfileError
 
 PROFILE_DIR = Path(__file__).resolve().parent / "profiles"
-STATUSES = ("measured", "simulated", "derived", "estimated")
+STATUSES = ("measured", "simulated", "derived", "estimated", "unpublished")
+UNPUBLISHED = "unpublished"
 KINDS = ("neuromorphic", "ann")
 
 _INT = int
@@ -227,6 +238,22 @@ def load_profile(name_or_path: str | os.PathLike | HardwareProfile) -> HardwareP
     return parse_profile(doc, str(path))
 
 
+def unpublished(profile: HardwareProfile) -> list[str]:
+    """Keys of the quantities whose status is ``unpublished`` (no published figure: the value is a
+    placeholder assumption), in the profile's order."""
+    return [key for key, q in profile.quantities.items() if q.status == UNPUBLISHED]
+
+
+def unpublished_note(profile: HardwareProfile) -> str | None:
+    """One line naming the profile's unpublished quantities, or None when it has none."""
+    keys = unpublished(profile)
+    if not keys:
+        return None
+    many = f"{len(keys)} quantities have" if len(keys) > 1 else "1 quantity has"
+    return (f"unpublished: {many} no published figure ({', '.join(keys)}); "
+            f"their values are placeholder assumptions (see each source), so estimates that use them are placeholders")
+
+
 def describe(profile: HardwareProfile) -> str:
     """Human-readable listing for ``snc hw show``."""
     from snc.report import table
@@ -234,12 +261,28 @@ def describe(profile: HardwareProfile) -> str:
     lines = [f"{profile.name}: {profile.title}", f"kind: {profile.kind}" + ("  (all-inclusive synaptic energy)" if profile.all_inclusive else "")]
     if profile.description:
         lines.append(profile.description)
+    note = unpublished_note(profile)
+    if note:
+        lines.append(note)
     rows = []
     for key, q in profile.quantities.items():
         rows.append([key, _fmt(q.value), q.unit, q.status, q.source])
     lines.append("")
     lines.append(table(rows, ["quantity", "value", "unit", "status", "source"], align="lrlll"))
     return "\n".join(lines)
+
+
+def markdown_table(profile: HardwareProfile) -> str:
+    """The profile as a Markdown table (quantity, value, unit, status, source), as in
+    docs/hardware.md, headed by the profile's name and title and the count of unpublished ones."""
+    lines = [f"### `{profile.name}`: {profile.title}", ""]
+    keys = unpublished(profile)
+    if keys:
+        lines += [f"Unpublished (placeholders): {len(keys)} of {len(profile.quantities)} quantities.", ""]
+    lines += ["| quantity | value | unit | status | source |", "|---|---|---|---|---|"]
+    for key, q in profile.quantities.items():
+        lines.append(f"| {key} | {_fmt(q.value)} | {q.unit} | {q.status} | {q.source} |")
+    return "\n".join(lines) + "\n"
 
 
 def _fmt(value: Any) -> str:
