@@ -6,13 +6,19 @@ Counting rules (../shared/reference/ENERGY_AND_METRICS.md section 3):
 * SynapticOperations, per sample summed over time steps, at every connection layer (Dense,
   Conv2d) on the values that layer receives: effective ops skip zero weights and zero inputs;
   they are ACs when every input value of that step is -1, 0 or 1, else MACs (so a first layer
-  fed analog data counts MACs). Dense ops count every structural connection (weights and inputs
-  all one; zero padding stays zero, so padded borders count less). Bias, pooling and
-  normalisation are never counted.
+  fed analog data counts MACs). Like NeuroBench, which decides once per layer call, the choice
+  is made per step over the whole batch: the split depends on the batch size, and equals the
+  harness's when snc simulates with the harness's batch size. Dense ops count every structural
+  connection (weights and inputs all one; zero padding stays zero, so padded borders count
+  less). Bias, pooling and normalisation are never counted.
 * ActivationSparsity: zeros / elements over the outputs of all spiking populations, all steps
   and samples (inputs are not counted).
 * MembraneUpdates, per sample: every neuron at the first step, then those whose membrane
-  changed; snc counts a change when a neuron's input (synaptic current plus bias) is non-zero.
+  changed. snc counts a neuron when its input (synaptic current plus bias) is non-zero, which
+  is not NeuroBench's count of changed membranes: a leak alone changes a membrane (the harness
+  counts it, snc does not), and a neuron reset to zero at two steps in a row has a membrane of
+  0 before and after (snc counts it, the harness does not). tests/test_neurobench_oracle.py
+  measures both.
 * ConnectionSparsity: zero weights / weights over Dense and Conv2d weight tensors.
 * Footprint: bytes of every parameter array as stored (weights, biases, thresholds).
 """
