@@ -15,10 +15,12 @@ event simulator runs. Per time step t and core c (averaged over the samples):
                      + barrier(tiles spanned by the used cores)
     latency        = sum_t step_time[t];  throughput = 1 / latency
     energy         = sum_t,c (synops E_synop + active E_active + inactive E_inactive + msgs E_spike
-                     + ew E_ew + ns E_ns + chip E_chip)
+                     + ew E_ew + ns E_ns + chip E_chip + spikes E_fire + msgs E_msg)
                      + static power x (cores used / cores per chip) x latency
 (the static power of the whole chips the network touches is reported beside it,
-``static_energy_whole_chips_j``, not added)
+``static_energy_whole_chips_j``, not added). E_fire (``energy_spike_out``, per spike of a neuron
+with outgoing synapses) and E_msg (``energy_message_out``, per message, host deliveries included)
+are optional: 0 unless the profile gives them (SANA-FE's soma and axon-out energies).
 
 The barrier grows linearly from barrier_min (1 tile) to barrier_max (barrier_tiles tiles) and
 beyond, linearly. Profiles marked all-inclusive (TrueNorth) carry their whole energy in E_synop
@@ -232,10 +234,12 @@ class CycleModel:
         barrier = self.barrier()
         step_time = core_time.max(axis=1, initial=0.0) + net + barrier
         latency = float(step_time.sum())
+        e_fire, e_msg = float(p.get("energy_spike_out", 0.0)), float(p.get("energy_message_out", 0.0))
         energy_core = (c["synops"] * p["energy_synop"] + c["active"] * (cost * p["energy_neuron_active"])
-                       + c["inactive"] * (cost * p["energy_neuron_inactive"]) + c["msgs"] * p["energy_spike_local"]
-                       + c["ew"] * p["energy_hop_ew"] + c["ns"] * p["energy_hop_ns"] + c["chip"] * p["energy_chip_hop"]).sum(axis=0)
-        host_delivery = float(c["host_msgs"].sum() * p["energy_spike_local"])
+                       + c["inactive"] * (cost * p["energy_neuron_inactive"]) + c["msgs"] * (p["energy_spike_local"] + e_msg)
+                       + c["ew"] * p["energy_hop_ew"] + c["ns"] * p["energy_hop_ns"] + c["chip"] * p["energy_chip_hop"]
+                       + c["spikes"] * e_fire).sum(axis=0)
+        host_delivery = float(c["host_msgs"].sum() * (p["energy_spike_local"] + e_msg))
         chips = int(len(np.unique(self.cores // self.mesh.cores_per_chip)))
         used = int(len(np.unique(self.cores)))
         # Static power is given per chip; the network is charged for the cores it occupies (the
