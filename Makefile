@@ -20,7 +20,7 @@ PEERS_PIN := spikingjelly==2.0.0 sinabs==3.1.3
 PEERS_DEPS := loguru requests h5py tqdm matplotlib pbr
 PEERS_NODEPS := nir==1.0.8 nirtorch==2.6
 
-.PHONY: demo test venv lava bench bench-peers peers clean
+.PHONY: demo test venv lava oracles bench bench-peers peers clean
 
 venv: $(VENV)/.installed
 
@@ -52,11 +52,29 @@ $(LAVA_VENV)/.installed:
 	$(LAVA_VENV)/bin/python -c "import lava.proc.lif.process"
 	touch $@
 
+# Independent oracles for tests/validation (docs/validation.md): SANA-FE (its calibrated Loihi
+# architecture ships in the wheel) and the NeuroBench harness. Their own environment: neurobench
+# brings numpy 2 and torchaudio, and sanafe's wheel puts top-level src/ tests/ scripts/ folders
+# into site-packages; snc drives both through a subprocess and never imports them.
+ORACLE_VENV := .venv-oracles
+ORACLE_PIN := sanafe==2.2.9 neurobench==2.3.0
+
+oracles: $(ORACLE_VENV)/.installed
+
+$(ORACLE_VENV)/.installed:
+	$(PYTHON) -m venv $(ORACLE_VENV)
+	$(ORACLE_VENV)/bin/pip install --quiet $(TORCH_PIN)
+	$(ORACLE_VENV)/bin/pip install --quiet $(ORACLE_PIN)
+	$(ORACLE_VENV)/bin/python -c "import torch, sys; sys.exit(0 if torch.__version__.startswith('2.13.0') else 1)"
+	$(ORACLE_VENV)/bin/python -c "import sanafe, neurobench"
+	touch $@
+
 demo: $(VENV)/.installed
 	$(VENV)/bin/python examples/demo.py
 
-test: $(VENV)/.installed $(LAVA_VENV)/.installed
-	SNC_LAVA_PYTHON=$(CURDIR)/$(LAVA_VENV)/bin/python $(VENV)/bin/python -m pytest -q
+test: $(VENV)/.installed $(LAVA_VENV)/.installed $(ORACLE_VENV)/.installed
+	SNC_LAVA_PYTHON=$(CURDIR)/$(LAVA_VENV)/bin/python SNC_ORACLE_PYTHON=$(CURDIR)/$(ORACLE_VENV)/bin/python \
+	  $(VENV)/bin/python -m pytest -q
 
 bench: $(VENV)/.installed $(LAVA_VENV)/.installed
 	$(VENV)/bin/python benchmarks/sim_throughput.py
@@ -76,4 +94,4 @@ bench-peers: $(VENV)/.peers-installed
 	$(VENV)/bin/python benchmarks/vs_peers.py $(ARGS)
 
 clean:
-	rm -rf $(VENV) $(LAVA_VENV) examples/models .pytest_cache
+	rm -rf $(VENV) $(LAVA_VENV) $(ORACLE_VENV) examples/models .pytest_cache

@@ -77,8 +77,8 @@ def test_compile_simulate_estimate_export_through_plugins(plugin, tmp_path):
     assert res.exit_code == 0, res.output
     snn = snc.load(art)
     assert snn.meta["mapping"]["hw"] == "testchip"
-    # 16 hidden neurons on 64-neuron cores: one block each for hidden and readout.
-    assert snn.meta["mapping"]["cores_used"] == 2
+    # 16 hidden neurons on 64-neuron cores: one block each for hidden and readout, packed on one core.
+    assert snn.meta["mapping"]["blocks"] == 2 and snn.meta["mapping"]["cores_used"] == 1
     for arithmetic in ("float", "fixed"):
         ours = run(main, ["simulate", str(art), "--data", str(tmp_path / "x.npy"), "--json", "--arithmetic", arithmetic,
                           "--timing", "delay"])

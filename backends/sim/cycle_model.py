@@ -7,10 +7,12 @@ event simulator runs. Per time step t and core c (averaged over the samples):
 
     synops[t,c]   synaptic operations performed in c: spikes arriving x the synapses they reach there
     active[t,c]   neuron updates of c's neurons with non-zero input; inactive = neurons - active
-    msgs[t,c]     spike messages c sends: one per spike and destination core
+    msgs[t,c]     spike messages c sends: one per spike and destination core (blocks that
+                  share a core share the message)
     ew, ns, chip  hops those messages travel east-west, north-south, and chip crossings
 
-    core_time[t,c] = synops t_synop + active t_active + inactive t_inactive + msgs t_spike
+    core_time[t,c] = sum over the blocks on c of
+                     synops t_synop + active t_active + inactive t_inactive + msgs t_spike
     step_time[t]   = max_c core_time[t,c] + (route time of the farthest message sent at t)
                      + barrier(tiles spanned by the used cores)
     latency        = sum_t step_time[t];  throughput = 1 / latency
@@ -164,13 +166,19 @@ class CycleModel:
             parts.append(syn)
             layout.synops = slice(col, col + len(dest))
             col += len(dest)
+            # One message per spike and destination core: blocks sharing a core share it.
+            dst_core, col_core = np.unique(self.cores[dest], return_inverse=True)
+            if len(dst_core) < len(dest):
+                hit = np.zeros((n, len(dst_core)), dtype=bool)
+                for j, cj in enumerate(col_core.ravel()):
+                    hit[:, cj] |= reach[:, j]
+                reach = hit
             msgs = reach.sum(axis=1).astype(np.float64)
             if own:
                 src_core = np.zeros(n, dtype=np.int64)
                 for bi in own:
                     b = self.blocks[bi]
                     src_core[b.start:b.stop] = b.core
-                dst_core = self.cores[dest]
                 ew, ns, ch = self.mesh.hops(src_core[:, None], dst_core[None, :])
                 per = {"msgs": msgs, "ew": (reach * ew).sum(axis=1), "ns": (reach * ns).sum(axis=1), "chip": (reach * ch).sum(axis=1)}
                 for key, values in per.items():
@@ -223,8 +231,12 @@ class CycleModel:
         p = self.profile
         c = self.per_core_counts(projected, samples, timesteps)
         cost = np.array([b.update_cost for b in self.blocks], dtype=np.float64)[None, :]  # 1 for IF and LIF
-        core_time = (c["synops"] * p["time_synop"] + c["active"] * (cost * p["time_neuron_active"])
-                     + c["inactive"] * (cost * p["time_neuron_inactive"]) + c["msgs"] * p["time_spike_local"])
+        block_time = (c["synops"] * p["time_synop"] + c["active"] * (cost * p["time_neuron_active"])
+                      + c["inactive"] * (cost * p["time_neuron_inactive"]) + c["msgs"] * p["time_spike_local"])
+        # A core serves its blocks one after the other: its time is the sum over its blocks.
+        core_ids, of_block = np.unique(self.cores, return_inverse=True)
+        core_time = np.zeros((block_time.shape[0], len(core_ids)))
+        np.add.at(core_time.T, of_block.ravel(), block_time.T)
         route = np.zeros(len(self.blocks))
         for layout in self.layouts.values():
             if layout.own_blocks:
@@ -248,7 +260,7 @@ class CycleModel:
         static_chips = float(p["static_power"]) * chips * latency
         dynamic = float(energy_core.sum()) + host_delivery
         layers = {}
-        total_cores = len(self.blocks)
+        n_blocks = len(self.blocks)
         for name, idx in self.by_pop.items():
             layers[name] = {
                 "cores": len(idx),
@@ -257,8 +269,8 @@ class CycleModel:
                 "inactive_updates": float(c["inactive"][:, idx].sum()),
                 "messages": float(c["msgs"][:, idx].sum()),
                 "hops": float((c["ew"] + c["ns"] + c["chip"])[:, idx].sum()),
-                "energy_j": float(energy_core[idx].sum()) + static * len(idx) / total_cores,
-                "latency_s": float(core_time[:, idx].max(axis=1, initial=0.0).sum()),
+                "energy_j": float(energy_core[idx].sum()) + static * len(idx) / n_blocks,
+                "latency_s": float(block_time[:, idx].max(axis=1, initial=0.0).sum()),
             }
         return {
             "energy_j": dynamic + static,
@@ -272,7 +284,8 @@ class CycleModel:
             "step_time_s": step_time,
             "barrier_s": barrier,
             "chips": chips,
-            "cores": total_cores,
+            "cores": used,
+            "blocks": n_blocks,
             "layers": layers,
             "per_core": {k: v.sum(axis=0) for k, v in c.items() if k != "host_msgs"},
             "core_energy_j": energy_core,

@@ -3,8 +3,11 @@ of neuromorphic cores (several chips when one is not enough).
 
 Model (all counts per core, limits from the hardware profile):
 
-* a *block* is a run of contiguous neurons of one population (row-major flat index order);
-  one block per core, never two populations on one core. Input nodes are the host: not mapped;
+* a *block* is a run of contiguous neurons of one population (row-major flat index order).
+  Several blocks, of one or several populations, share a core when the core's limits hold for
+  all of them together (``pack``, on by default; ``snc.passes.mapping.packing``: neurons and
+  memory add up, input axons are the union of the blocks' sources, output axons add up).
+  Input nodes are the host: not mapped;
   neither are the synapses of a projection through a host operator (``HostMaxPool2d``): the
   host computes that current and programs it as the population's per-sample bias.
 * neurons:   stop - start                                   <= neurons_per_core
@@ -50,9 +53,16 @@ Options (``ctx.options``): ``hw`` (profile name, path or HardwareProfile; "loihi
 Without ``rates`` but with ``ctx.calibration`` the rates come from the shared calibration analysis
 (``ctx.analysis``: each neuron's rate limit clip(a / theta, 0, 1), averaged over the calibration set).
 
-Result: ``graph.meta["mapping"]`` (hardware, chips, cores, per-core rows with population, start,
-stop and core, objective); ``snc.ir.annotations.blocks`` reads a population's blocks from it and
-``utilisation`` the rows with each resource's use.
+Packing: blocks in topological order go to the first of the recently opened cores where every
+limit still holds (a chain of small layers shares a core and its traffic stays there); placement
+then places cores, not blocks, with the traffic between blocks of different cores.
+
+Result: ``graph.meta["mapping"]`` (hardware, chips, cores_used, blocks, per-block rows ``cores``
+with population, start, stop, core, the block's own resources and ``split_by`` (the limit that
+ended it), per-core rows ``core_use`` with the core's totals and ``bound`` (the limit that kept
+it from taking the next block), objective); ``snc.ir.annotations.blocks`` reads a population's
+blocks from it, ``utilisation`` the per-core rows with each resource's use and
+``binding_limits`` how many cores each limit binds.
 """
 from __future__ import annotations
 
@@ -71,6 +81,7 @@ from snc.ir.annotations import all_blocks
 
 from . import PassContext
 from .mapping.connectivity import _Population, all_projections, projections
+from .mapping.packing import pack
 from .mapping.partition import _Limits, _split
 from .mapping.placement import _block_stats, _depth_first_rank, _Placer
 from .options import option
@@ -94,6 +105,7 @@ class Options:
                                  check=lambda v: v >= 0 and math.isfinite(v), expect="a finite rate >= 0")
     placement_rounds: int = option(PLACEMENT_ROUNDS, "rounds of pairwise swaps in placement", check=lambda v: v >= 0,
                                    expect="an integer >= 0")
+    pack: bool = option(True, "let several small blocks (of one or more layers) share a core when its limits allow")
 
 
 RESOURCES = (
@@ -187,26 +199,47 @@ def _map(graph: Graph, ctx: PassContext) -> Graph:
         split.append(pop)
     pops = {p.name: p for p in reversed(split)}  # topological order
 
-    n_blocks = sum(len(p.starts) for p in pops.values())
-    chips = max(1, math.ceil(n_blocks / cpc))
-    if max_chips is not None and chips > int(max_chips):
-        budget = int(max_chips) * cpc
-        used = 0
-        for name, pop in pops.items():
-            if used + len(pop.starts) > budget:
-                raise MappingError(
-                    f"the layer needs {len(pop.starts)} cores but only {budget - used} of the {budget} cores of "
-                    f"{int(max_chips)} {profile.name} chip(s) are left (the network needs {n_blocks} cores, "
-                    f"{chips} chips)", node=name)
-            used += len(pop.starts)
-
     rates, rate_source = _rates(graph, ctx, pops)
     rows, u, v, t = _block_stats(pops, rates)
+    n_blocks = len(rows)
+    sources: list[dict[str, np.ndarray]] = [{} for _ in range(n_blocks)]
+    first = 0
+    for pop in pops.values():
+        for k, why in enumerate(pop.split_by or [None] * len(pop.starts)):
+            rows[first + k]["split_by"] = why
+        for conn in pop.incoming:
+            ptr, cols = conn.block_sources()
+            for k in range(len(ptr) - 1):
+                if ptr[k + 1] > ptr[k]:
+                    sources[first + k][conn.source] = cols[ptr[k]:ptr[k + 1]]
+        first += len(pop.starts)
+    where, bins = pack(rows, sources, lim, enabled=bool(ctx.options.get("pack", True)))
+    n_cores = len(bins)
+    chips = max(1, math.ceil(n_cores / cpc))
+    if max_chips is not None and chips > int(max_chips):
+        budget = int(max_chips) * cpc
+        first = 0
+        for name, pop in pops.items():
+            k = first + len(pop.starts)
+            if int(where[first:k].max()) >= budget:
+                left = budget - int(where[first])
+                raise MappingError(
+                    f"the layer needs {int(where[k - 1] - where[first]) + 1} cores but only {max(0, left)} of the {budget} "
+                    f"cores of {int(max_chips)} {profile.name} chip(s) are left (the network needs {n_cores} cores, "
+                    f"{chips} chips)", node=name)
+            first = k
 
-    placer = _Placer(mesh, chips, n_blocks, u, v, t)
+    # Placement of the cores (bins): traffic between blocks of one core never leaves it.
+    bu, bv = where[u], where[v]
+    cross = bu != bv
+    placer = _Placer(mesh, chips, n_cores, bu[cross], bv[cross], t[cross])
     before = placer.cost()
     best = (before, placer.pos)
-    depth_first = _depth_first_rank(pops)
+    block_rank = _depth_first_rank(pops)
+    first_block = np.full(n_cores, n_blocks, dtype=np.int64)
+    np.minimum.at(first_block, where, block_rank)
+    depth_first = np.empty(n_cores, dtype=np.int64)
+    depth_first[np.argsort(first_block, kind="stable")] = np.arange(n_cores)
     for cores, rank in ((placer.pos, depth_first), (placer.column_snake(), None), (placer.column_snake(), depth_first)):
         placer.start(cores, rank)
         if placer.cost() < best[0]:
@@ -215,21 +248,27 @@ def _map(graph: Graph, ctx: PassContext) -> Graph:
     start = best[0]
     rounds = placer.improve(int(ctx.options.get("placement_rounds", PLACEMENT_ROUNDS)))
     after = placer.cost()
-    cores = placer.pos[:n_blocks]
+    cores = placer.pos[:n_cores]
 
     g = graph.copy()
     for k in range(n_blocks):
-        rows[k] = {"core": int(cores[k]), **rows[k]}
+        rows[k] = {"core": int(cores[where[k]]), **rows[k]}
+    for k, b in enumerate(bins):
+        b["core"] = int(cores[k])
+        b["bound"] = b["bound"] or (rows[int(np.flatnonzero(where == k)[0])]["split_by"] if b["blocks"] == 1 else None)
+    bins = [{"core": b.pop("core"), **b} for b in sorted(bins, key=lambda b: b["core"])]
     for name in pops:  # the mapping lives once, in the graph's rows (snc.ir.annotations.blocks)
         if "mapping" in g.nodes[name].meta:  # a per-node copy from an earlier snc
             g.replace(name, g.nodes[name].replace(meta={k: v for k, v in g.nodes[name].meta.items() if k != "mapping"}))
-    rows.sort(key=lambda r: r["core"])
+    rows.sort(key=lambda r: (r["core"], r["population"], r["start"]))
     limits = {"neurons_per_core": lim.neurons, "synaptic_memory_bits": lim.memory, "max_fan_in": lim.fan_in,
               "max_fan_out": lim.fan_out, "synapse_overhead_bits": lim.overhead}
     g.meta["mapping"] = {
         "hw": profile.name,
         "chips": chips,
-        "cores_used": n_blocks,
+        "cores_used": n_cores,
+        "blocks": n_blocks,
+        "packed": bool(ctx.options.get("pack", True)),
         "cores_per_chip": cpc,
         "mesh_tiles": [mesh.tiles_x, mesh.tiles_y],
         "cores_per_tile": mesh.cores_per_tile,
@@ -241,6 +280,7 @@ def _map(graph: Graph, ctx: PassContext) -> Graph:
         "objective_start": start,
         "placement_rounds": rounds,
         "cores": rows,
+        "core_use": bins,
     }
     _notes(ctx, g, pops, (before, start, after), rounds, rate_source)
     return g
@@ -255,8 +295,13 @@ def _notes(ctx: PassContext, g: Graph, pops: dict[str, _Population], objectives:
     per_layer = {name: len(p.starts) for name, p in pops.items()}
     shown = ", ".join(f"{k} {n}" for k, n in list(per_layer.items())[:20])
     more = f", ... ({len(per_layer) - 20} more layers)" if len(per_layer) > 20 else ""
-    ctx.note(NAME, f"cores per layer: {shown}{more}", layers=per_layer)
+    ctx.note(NAME, f"blocks per layer: {shown}{more}", layers=per_layer)
     rows = utilisation(g)
+    bound = binding_limits(g)
+    said = ", ".join(f"{LABELS.get(k, k)} on {n}" for k, n in bound.items() if k != "none")
+    ctx.note(NAME, f"{m['blocks']} blocks on {m['cores_used']} cores ({'packed' if m['packed'] else 'one block per core'}); "
+                   f"limits that bind: {said or 'none'}" + (f"; {bound['none']} core(s) not full" if bound.get("none") else ""),
+             blocks=m["blocks"], binding=bound)
     worst = max(RESOURCES, key=lambda r: max(row[f"{r[0]}_use"] for row in rows))
     top = max(rows, key=lambda row: row[f"{worst[0]}_use"])
     mean = {key: float(np.mean([row[f"{key}_use"] for row in rows])) for key, _, _ in RESOURCES}
@@ -274,18 +319,40 @@ def _notes(ctx: PassContext, g: Graph, pops: dict[str, _Population], objectives:
 # ---------------------------------------------------------------------------------------------
 # Helpers for backends and cost models.
 
+LABELS = {limit: label for _, limit, label in RESOURCES}
+
+
+def binding_limits(graph: Graph) -> dict[str, int]:
+    """How many cores each limit keeps from taking more (``bound`` of ``utilisation``; "none":
+    cores nothing stopped, e.g. the last one)."""
+    out: dict[str, int] = {}
+    for row in utilisation(graph):
+        key = row["bound"] or "none"
+        out[key] = out.get(key, 0) + 1
+    return out
+
+
 
 def utilisation(graph: Graph) -> list[dict[str, Any]]:
-    """Per-core rows of a mapped graph (``graph.meta["mapping"]["cores"]``, ordered by core):
-    core, population, start, stop, neurons, synapses, memory_bits, fan_in, fan_out, plus each
-    resource's fraction of the core's limit: neurons_use, memory_bits_use, fan_in_use, fan_out_use."""
+    """Per-core rows of a mapped graph, ordered by core: core, population (the layers on it,
+    comma-separated), populations, blocks, neurons, synapses, memory_bits, fan_in (distinct
+    source neurons over its blocks), fan_out (output axons, summed over its blocks), bound (the
+    limit that stopped the core from taking more, None if none did), plus each resource's
+    fraction of the core's limit: neurons_use, memory_bits_use, fan_in_use, fan_out_use.
+    The per-block rows are ``graph.meta["mapping"]["cores"]``."""
     mapping = graph.meta.get("mapping")
     if not isinstance(mapping, dict) or "cores" not in mapping:
         raise MappingError("the graph is not mapped (run the map pass first)")
     limits = mapping["limits"]
+    per_core = mapping.get("core_use")
+    if per_core is None:  # an artifact from before packing: one block per core
+        per_core = [{"core": r["core"], "blocks": 1, "populations": [r["population"]],
+                     **{k: r[k] for k in ("neurons", "synapses", "memory_bits", "fan_in", "fan_out")},
+                     "bound": r.get("split_by")} for r in mapping["cores"]]
     out = []
-    for row in mapping["cores"]:
+    for row in per_core:
         row = dict(row)
+        row["population"] = ", ".join(row["populations"])
         for key, limit, _ in RESOURCES:
             row[f"{key}_use"] = row[key] / limits[limit]
         out.append(row)

@@ -185,7 +185,8 @@ def check_mapping(g: ir.Graph, mapped: ir.Graph, prof, need: Need, max_chips=Non
     # Host inputs are not mapped.
     assert all(_blocks(mapped, n) == [] for n in mapped.input_names)
     cores = []
-    rows = {r["core"]: r for r in m["cores"]}
+    on_core: dict[int, list] = {}
+    rows = {(r["population"], r["start"]): r for r in m["cores"]}
     for p in need.pops:
         blocks = _blocks(mapped, p)
         # Every neuron exactly once, blocks contiguous and in order.
@@ -194,19 +195,48 @@ def check_mapping(g: ir.Graph, mapped: ir.Graph, prof, need: Need, max_chips=Non
         assert all(e > s for s, e, _ in blocks)
         for s, e, core in blocks:
             cores.append(core)
+            on_core.setdefault(core, []).append((p, s, e))
             got = need.block(p, s, e, blocks_of)
             for key, limit in limits.items():
                 assert got[key] <= limit, f"{p}[{s}:{e}] {key} {got[key]} > {limit}"
-            row = rows[core]
-            assert row["population"] == p and (row["start"], row["stop"]) == (s, e)
+            row = rows[(p, s)]
+            assert (row["stop"], row["core"]) == (e, core)
             assert {k: row[k] for k in got} == got, f"{p}[{s}:{e}]: reported {row}, recomputed {got}"
             if e < need.size[p]:
                 # Greedy: one more neuron would break some limit (else the split wastes cores).
                 more = need.block(p, s, e + 1, blocks_of)
                 assert any(more[k] > limits[k] for k in limits), f"{p}[{s}:{e}] could hold neuron {e}"
-    assert len(set(cores)) == len(cores), "two blocks on one core"
-    assert m["cores_used"] == len(cores) == len(m["cores"])
-    assert m["chips"] == max(1, math.ceil(len(cores) / cpc))
+                assert row["split_by"] in ("neurons_per_core", "synaptic_memory_bits", "max_fan_in", "max_fan_out")
+            else:
+                assert row["split_by"] is None
+    # Blocks sharing a core: together within every limit. Input axons are the distinct sources
+    # over the core's blocks; output axons the distinct destination cores of its neurons.
+    core_of = {(p, s): c for c, members in on_core.items() for p, s, _ in members}
+    for core, members in on_core.items():
+        neurons = sum(e - s for _, s, e in members)
+        memory = sum(need.block(p, s, e, blocks_of)["memory_bits"] for p, s, e in members)
+        sources: dict[str, np.ndarray] = {}
+        dests = set()
+        for p, s, e in members:
+            for src, mat in need.incoming(p):
+                hit = mat[s:e].any(axis=0)
+                sources[src] = sources[src] | hit if src in sources else hit
+            for t, mat in need.outgoing(p):
+                for s2, e2 in blocks_of[t]:
+                    if mat[s2:e2, s:e].any():
+                        dests.add(core_of[(t, s2)])
+        fan_in = sum(int(v.sum()) for v in sources.values())
+        assert neurons <= limits["neurons"] and memory <= limits["memory_bits"], (core, members)
+        assert fan_in <= limits["fan_in"] and len(dests) <= limits["fan_out"], (core, members)
+    per_core = {r["core"]: r for r in utilisation(mapped)}
+    assert sorted(per_core) == sorted(on_core)
+    for core, members in on_core.items():
+        assert per_core[core]["neurons"] == sum(e - s for _, s, e in members)
+        assert per_core[core]["blocks"] == len(members)
+    if not m["packed"]:
+        assert len(set(cores)) == len(cores), "two blocks on one core"
+    assert m["cores_used"] == len(set(cores)) and m["blocks"] == len(cores) == len(m["cores"])
+    assert m["chips"] == max(1, math.ceil(len(set(cores)) / cpc))
     assert all(0 <= c < m["chips"] * cpc for c in cores)
     if max_chips is not None:
         assert m["chips"] <= max_chips
@@ -309,8 +339,9 @@ def test_random_networks_fit_every_core_limit(g, data):
         cores_per_tile=data.draw(st.integers(1, 4)),
     )
     prof = tiny_profile(**limits)
+    packed = data.draw(st.booleans(), label="pack")
     try:
-        mapped, ctx = run_map(g, hw=prof)
+        mapped, ctx = run_map(g, hw=prof, pack=packed)
     except MappingError as exc:
         text = str(exc)
         event("refused: " + next(k for k in ("input axons", "synaptic memory", "output axons", "") if k in text))
@@ -339,7 +370,8 @@ def test_random_networks_fit_every_core_limit(g, data):
     assert any(e["pass"] == "map" for e in ctx.report)
     # Deterministic, and the same with a chip budget that suffices.
     chips = mapped.meta["mapping"]["chips"]
-    again, _ = run_map(g, hw=prof, max_chips=chips)
+    assert mapped.meta["mapping"]["cores_used"] <= run_map(g, hw=prof, pack=False)[0].meta["mapping"]["cores_used"]
+    again, _ = run_map(g, hw=prof, max_chips=chips, pack=packed)
     assert again.meta["mapping"].pop("max_chips") == chips
     assert json.dumps(again.meta["mapping"]) == json.dumps({k: v for k, v in mapped.meta["mapping"].items() if k != "max_chips"})
     for p in need.pops:
@@ -352,7 +384,7 @@ def test_random_networks_fit_every_core_limit(g, data):
     # One chip fewer than needed does not fit, and the error names a layer and the numbers.
     if chips > 1:
         with pytest.raises(MappingError) as err:
-            run_map(g, hw=prof, max_chips=chips - 1)
+            run_map(g, hw=prof, max_chips=chips - 1, pack=packed)
         text = str(err.value)
         assert err.value.node in need.pops and f"{mapped.meta['mapping']['cores_used']} cores" in text
         assert f"{(chips - 1) * prof['cores_per_chip']} cores of {chips - 1}" in text
@@ -453,14 +485,16 @@ def test_weight_bits_from_fixed_point_blocks_and_options(rng):
     g.replace("fc1", g.nodes["fc1"].replace(fixed=ir.SynapseFixed(weight=np.round(w * 3).astype(np.int32), weight_bits=3)))
     prof = tiny_profile(weight_bits=8, synapse_overhead_bits=6)
     mapped, _ = run_map(g, hw=prof)
-    rows = {r["population"]: r for r in utilisation(mapped)}
+    rows = {r["population"]: r for r in mapped.meta["mapping"]["cores"]}
     assert rows["h1"]["memory_bits"] == rows["h1"]["synapses"] * (3 + 6)
     assert rows["out"]["memory_bits"] == rows["out"]["synapses"] * (8 + 6)
     mapped, _ = run_map(g, hw=prof, weight_bits=2)
-    rows = {r["population"]: r for r in utilisation(mapped)}
+    rows = {r["population"]: r for r in mapped.meta["mapping"]["cores"]}
     assert rows["h1"]["memory_bits"] == rows["h1"]["synapses"] * (2 + 6)
     assert rows["out"]["memory_bits"] == rows["out"]["synapses"] * (2 + 6)
-    assert 0 < rows["h1"]["memory_bits_use"] <= 1 and rows["h1"]["neurons_use"] == 6 / prof["neurons_per_core"]
+    (core,) = utilisation(mapped)  # h1 and out share one core: their resources add up
+    assert core["populations"] == ["h1", "out"] and core["memory_bits"] == rows["h1"]["memory_bits"] + rows["out"]["memory_bits"]
+    assert 0 < core["memory_bits_use"] <= 1 and core["neurons_use"] == (6 + 3) / prof["neurons_per_core"]
 
 
 def test_block_traffic_counts_each_source_neuron_once_per_destination_core(rng):
@@ -537,10 +571,15 @@ def test_notes_report_chips_layers_and_tightest_resource(rng):
     g = mlp(rng, (10, 40, 3))
     mapped, ctx = run_map(g, hw=tiny_profile(neurons_per_core=16, mesh_tiles=(2, 2), cores_per_tile=1))
     notes = [e["message"] for e in ctx.report if e["pass"] == "map"]
-    assert notes[0] == "4 cores on 1 tiny chip(s) of 4 cores"
-    assert notes[1] == "cores per layer: h1 3, out 1"
-    assert notes[2].startswith("tightest resource: neurons, 100% of a core at most (core ")
-    assert notes[3].startswith("placement: traffic x hops ")
+    # h1's 40 neurons split 16 + 16 + 8 (16 per core); out's 3 neurons join the 8 on the third core.
+    assert notes[0] == "3 cores on 1 tiny chip(s) of 4 cores"
+    assert notes[1] == "blocks per layer: h1 3, out 1"
+    assert notes[2] == "4 blocks on 3 cores (packed); limits that bind: neurons on 2; 1 core(s) not full"
+    assert notes[3].startswith("tightest resource: neurons, 100% of a core at most (core ")
+    assert notes[4].startswith("placement: traffic x hops ")
+    unpacked, ctx = run_map(g, hw=tiny_profile(neurons_per_core=16, mesh_tiles=(2, 2), cores_per_tile=1), pack=False)
+    notes = [e["message"] for e in ctx.report if e["pass"] == "map"]
+    assert notes[0] == "4 cores on 1 tiny chip(s) of 4 cores" and notes[2].startswith("4 blocks on 4 cores (one block per core)")
 
 
 def test_registered_as_map():

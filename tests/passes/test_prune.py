@@ -237,7 +237,7 @@ def test_dynamic_energy_drops_by_the_removed_updates_and_synaptic_operations(net
     q, x, pruned, _ = network
     loihi = load_profile("loihi")
     data = x[:12]
-    mapped = get("map")(q, PassContext(calibration=x[:16], timesteps=T, options={"hw": "loihi"}))
+    mapped = get("map")(q, PassContext(calibration=x[:16], timesteps=T, options={"hw": "loihi", "pack": False}))
     for name in ("relu1", "relu2", "readout"):  # one core each: cores, messages, routes stay
         assert len(blocks(mapped, name)) == 1
     after = pruned.copy()

@@ -205,6 +205,7 @@ class _Population:
     starts: np.ndarray | None = None  # block starts, once split
     synapses: np.ndarray | None = None  # (size,) synapses onto each neuron
     bits: np.ndarray | None = None  # (size,) synaptic memory of each neuron
+    split_by: list | None = None  # per block: the limit that ended it (None: the population's end)
 
     @property
     def bounds(self) -> list[tuple[int, int]]:

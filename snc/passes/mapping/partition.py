@@ -34,7 +34,8 @@ def _kth_offset(offsets: list[np.ndarray], limit: int) -> int | None:
 
 def _split(pop: _Population, lim: _Limits) -> np.ndarray:
     """Greedy maximal contiguous blocks under the four per-core limits (destinations split).
-    Each incoming projection keeps the distinct sources of every block found on the way."""
+    Each incoming projection keeps the distinct sources of every block found on the way;
+    ``pop.split_by`` names the limit that ended each block (None for the last)."""
     n = pop.size
     pop.synapses = np.zeros(n, dtype=np.int64)
     pop.bits = np.zeros(n, dtype=np.int64)
@@ -56,6 +57,7 @@ def _split(pop: _Population, lim: _Limits) -> np.ndarray:
     cum = np.concatenate(([0], np.cumsum(pop.bits)))
     present = pop.present_cumsum()
     starts = []
+    split_by: list[str | None] = []  # the limit that ended each block (None: the population's end)
     block_sources: list[list[np.ndarray]] = [[] for _ in pop.incoming]
     a = 0
     guess = min(n, lim.neurons)
@@ -66,21 +68,25 @@ def _split(pop: _Population, lim: _Limits) -> np.ndarray:
                 break
             a += int(nxt[0])
         by_neurons = int(np.searchsorted(present, present[a] + lim.neurons, side="right")) - 1
-        b_max = min(n, by_neurons, int(np.searchsorted(cum, cum[a] + lim.memory, side="right")) - 1)
+        by_memory = int(np.searchsorted(cum, cum[a] + lim.memory, side="right")) - 1
+        b_max = min(n, by_neurons, by_memory)
         w = min(guess + 1, b_max - a)
         while True:
             b = a + w
             end = b
+            why = None
             reach = [c.first_reach(a, b) for c in pop.incoming]
             cut = _kth_offset([offsets for _, offsets in reach], lim.fan_in)
-            if cut is not None:
-                end = min(end, a + cut)
+            if cut is not None and a + cut < end:
+                end, why = a + cut, "max_fan_in"
             cut = _kth_offset([c.first_cols(a, b) for c in pop.outgoing], lim.fan_out)
-            if cut is not None:
-                end = min(end, a + cut)
+            if cut is not None and a + cut < end:
+                end, why = a + cut, "max_fan_out"
             if end < b or b == b_max:
                 break
             w = min(2 * w, b_max - a)
+        if why is None and end < n:
+            why = "neurons_per_core" if end == by_neurons else "synaptic_memory_bits" if end == by_memory else None
         if end == a:
             need = sum(c.blocks_of_cols(a, a + 1) for c in pop.outgoing)
             raise MappingError(
@@ -89,9 +95,11 @@ def _split(pop: _Population, lim: _Limits) -> np.ndarray:
         for kept, (sources, offsets) in zip(block_sources, reach):
             kept.append(sources[offsets < end - a])  # pruned rows after end have no synapses
         starts.append(a)
+        split_by.append(why)
         guess = end - a
         a = end
     starts = np.asarray(starts, dtype=np.int64)
+    pop.split_by = split_by
     for conn, kept in zip(pop.incoming, block_sources):
         conn.keep_block_sources(starts, kept)
     return starts
