@@ -161,3 +161,51 @@ def test_cifar_resnet_simulates_and_tracks_onnxruntime():
     # Residual joins are balanced consistently: the SNN follows the ANN closely at T = 256.
     assert np.mean(r.predictions == reference) >= 0.95
     assert r.accuracy >= 0.74
+
+
+EXPECTED_LIMIT = {  # models that cannot map, and the limit that stops them (hand-checked below)
+    "mnist_convnet_avgpool": "max_fan_in",
+}
+
+
+@pytest.mark.parametrize("hw", ["loihi", "loihi2"])
+@pytest.mark.parametrize("name", ["mnist_convnet_avgpool", "mnist-net_256x2", "cifar10_resnet_2b", "iris_mlp"])
+def test_every_corpus_model_maps_onto_loihi_or_names_the_limit(name, hw):
+    """Issue 13: every corpus ONNX model maps onto Loihi and Loihi 2, or fails naming the limit."""
+    from snc.errors import MappingError
+    from snc.hw import load_profile
+    from snc.passes import PassContext, get
+
+    path = corpus_path("onnx", f"{name}.onnx")
+    x, _ = _data_for(name)
+    graph = snc.load_model(path)
+    x = x.reshape((len(x),) + graph.nodes[graph.input_names[0]].shape)
+    snn = snc.compile(graph, calib=x[:100], passes=CONVERSION)
+    profile = load_profile(hw)
+    ctx = PassContext(calibration=x[:64], options={"hw": hw})
+    if name in EXPECTED_LIMIT:
+        with pytest.raises(MappingError) as err:
+            get("map")(snn, ctx)
+        text = str(err.value)
+        assert f"({EXPECTED_LIMIT[name]})" in text and "\n" not in text and err.value.node
+        # The readout sees every ReLU neuron under the 4x4 average pool (through the pool and the
+        # Gemm): fan-in = Gemm inputs x pool window, read here from the ONNX file itself.
+        import onnx
+
+        model = onnx.load(str(path))
+        gemm_in = next(i.dims[1] for i in model.graph.initializer if i.name == "out.weight")
+        pool = next(n for n in model.graph.node if n.op_type == "AveragePool")
+        k = next(onnx.helper.get_attribute_value(a) for a in pool.attribute if a.name == "kernel_shape")
+        need = gemm_in * k[0] * k[1]  # 1152 x 16 = 18432 (all Gemm weights non-zero)
+        assert err.value.node == "readout" and f"needs {need} input axons per neuron" in text
+        assert f"{need - profile['max_fan_in']} over" in text
+        return
+    mapped = get("map")(snn, ctx)
+    m = mapped.meta["mapping"]
+    populations = [n for n, node in snn.nodes.items() if node.role in ("neuron", "readout")]
+    placed = {r["population"] for r in m["cores"]}
+    assert set(populations) <= placed
+    assert 1 <= m["cores_used"] <= m["blocks"] and m["chips"] == 1
+    for row in m["core_use"]:
+        assert row["neurons"] <= profile["neurons_per_core"] and row["memory_bits"] <= profile["synaptic_memory_bits"]
+        assert row["fan_in"] <= profile["max_fan_in"] and row["fan_out"] <= profile["max_fan_out"]

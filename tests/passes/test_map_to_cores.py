@@ -346,15 +346,16 @@ def test_random_networks_fit_every_core_limit(g, data):
         text = str(exc)
         event("refused: " + next(k for k in ("input axons", "synaptic memory", "output axons", "") if k in text))
         assert "\n" not in text and exc.node in need.pops and f"'{exc.node}'" in text
-        fan_in = re.search(r"needs (\d+) input axons per neuron; a tiny core offers (\d+) \(max_fan_in\)$", text)
+        fan_in = re.search(r"needs (\d+) input axons per neuron; a tiny core offers (\d+) \(max_fan_in\): (\d+) over, ", text)
         memory = re.search(r"needs (\d+) bits of synaptic memory per neuron \((\d+) synapses\); "
-                           r"a tiny core offers (\d+) \(synaptic_memory_bits\)$", text)
+                           r"a tiny core offers (\d+) \(synaptic_memory_bits\): (\d+) over, [0-9.]+x$", text)
         layer = need.layer_fan_in(exc.node)
         if fan_in:
             assert int(fan_in[1]) == layer > prof["max_fan_in"] == int(fan_in[2])
+            assert int(fan_in[3]) == layer - prof["max_fan_in"]
         elif memory:
             assert int(memory[1]) == layer * need.bits > prof["synaptic_memory_bits"] == int(memory[3])
-            assert int(memory[2]) == layer
+            assert int(memory[2]) == layer and int(memory[4]) == layer * need.bits - prof["synaptic_memory_bits"]
         else:
             # Only a neuron reaching more destination cores than a core has output axons is
             # refused, and that needs more destination neurons than axons.
@@ -452,7 +453,9 @@ def test_fan_in_beyond_a_core_is_refused_at_compile_time(rng):
     with pytest.raises(MappingError) as err:
         run_map(g, hw="loihi")
     text = str(err.value)
-    assert text == "node 'fc1': the layer needs 8192 input axons per neuron; a loihi core offers 4096 (max_fan_in)"
+    assert text == ("node 'fc1': the layer needs 8192 input axons per neuron; a loihi core offers 4096 (max_fan_in): "
+                    "4096 over, 2.00x; splitting a neuron's inputs over cores (partial sums) is not modelled, so reduce "
+                    "the layer's fan-in (e.g. pool before it)")
     assert err.value.node == "fc1"
 
 

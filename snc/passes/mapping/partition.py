@@ -45,15 +45,17 @@ def _split(pop: _Population, lim: _Limits) -> np.ndarray:
         pop.bits += syn * (conn.weight_bits + lim.overhead)
     if n and int(pop.synapses.max()) > lim.fan_in:
         # Each projection's row counts distinct source neurons: the synapses are the axons.
+        need = int(pop.synapses.max())
         raise MappingError(
-            f"the layer needs {int(pop.synapses.max())} input axons per neuron; "
-            f"a {lim.hw} core offers {lim.fan_in} (max_fan_in)", node=pop.name)
+            f"the layer needs {need} input axons per neuron; a {lim.hw} core offers {lim.fan_in} (max_fan_in): "
+            f"{need - lim.fan_in} over, {need / lim.fan_in:.2f}x; splitting a neuron's inputs over cores "
+            "(partial sums) is not modelled, so reduce the layer's fan-in (e.g. pool before it)", node=pop.name)
     if n and int(pop.bits.max()) > lim.memory:
         k = int(np.argmax(pop.bits))
         raise MappingError(
             f"the layer needs {int(pop.bits[k])} bits of synaptic memory per neuron "
             f"({int(pop.synapses[k])} synapses); a {lim.hw} core offers {lim.memory} "
-            "(synaptic_memory_bits)", node=pop.name)
+            f"(synaptic_memory_bits): {int(pop.bits[k]) - lim.memory} over, {int(pop.bits[k]) / lim.memory:.2f}x", node=pop.name)
     cum = np.concatenate(([0], np.cumsum(pop.bits)))
     present = pop.present_cumsum()
     starts = []
