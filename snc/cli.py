@@ -324,13 +324,43 @@ def simulate_cmd(artifact, data_path, labels_path, calib, timesteps, batch_size,
 @main.command("inspect")
 @click.argument("artifact", type=click.Path(dir_okay=False))
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.option("--mapping", "show_mapping", is_flag=True,
+              help="Show the core mapping instead of the nodes: per core its layers, each resource against the core's "
+                   "limit and the limit that bound it; cores, chips, the placement objective and the limits that bind.")
+@click.option("--hw", default=None, help="With --mapping: map onto this profile (name or TOML) now instead of "
+                                         "showing the stored mapping; a network that does not fit is an error naming the limit.")
+@click.option("--plot", "plot_dir", type=click.Path(file_okay=False), help="With --mapping: also write the core-utilisation plot here.")
 @nir_options
 @handle_errors
-def inspect_cmd(artifact: str, as_json: bool, dt: float | None, nir_reset: str | None, reset_timing: str | None) -> None:
-    """Print the nodes of ARTIFACT (or of any model file) as a table."""
+def inspect_cmd(artifact: str, as_json: bool, show_mapping: bool, hw: str | None, plot_dir: str | None, dt: float | None,
+                nir_reset: str | None, reset_timing: str | None) -> None:
+    """Print the nodes of ARTIFACT (or of any model file) as a table; --mapping: its cores."""
     from snc.report import table
 
     graph = _load_graph(artifact, dt=dt, reset=nir_reset, reset_timing=reset_timing)
+    if (hw or plot_dir) and not show_mapping:
+        raise SncError("--hw and --plot apply to --mapping")
+    if show_mapping:
+        from snc.mapping_report import format_mapping, map_now, mapping_doc
+
+        if hw is not None:
+            if not graph.is_spiking:
+                raise SncError(f"{artifact} is not a compiled (spiking) network; compile it first (snc compile)")
+            graph = map_now(graph, hw)
+        doc = mapping_doc(graph)
+        if plot_dir:
+            from snc.hw import load_profile
+            from snc.plots import core_utilisation
+
+            Path(plot_dir).mkdir(parents=True, exist_ok=True)
+            path = core_utilisation(graph, load_profile(hw or doc["hw"]), Path(plot_dir) / f"core_utilisation_{doc['hw']}.png")
+        if as_json:
+            click.echo(json.dumps(_jsonable(doc), indent=1))
+        else:
+            click.echo(format_mapping(graph))
+            if plot_dir:
+                click.echo(f"wrote {path}")
+        return
     rows = graph.table()
     if as_json:
         click.echo(json.dumps({"name": graph.name, "outputs": graph.outputs, "spiking": graph.is_spiking,

@@ -77,8 +77,8 @@ def core_utilisation(graph, profile, path: Path) -> Path:
     used: dict[int, float] = {}
     owner: dict[int, str] = {}
     for name, placed in all_blocks(graph).items():
-        for b in placed:
-            used[b.core] = (b.stop - b.start) / profile["neurons_per_core"]
+        for b in placed:  # blocks sharing a core add up
+            used[b.core] = used.get(b.core, 0.0) + (b.stop - b.start) / profile["neurons_per_core"]
             owner[b.core] = name
     chips = max(used) // mesh.cores_per_chip + 1 if used else 1
     per_side = int(np.ceil(np.sqrt(mesh.cores_per_tile)))

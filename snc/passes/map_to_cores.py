@@ -260,7 +260,7 @@ def _map(graph: Graph, ctx: PassContext) -> Graph:
     for name in pops:  # the mapping lives once, in the graph's rows (snc.ir.annotations.blocks)
         if "mapping" in g.nodes[name].meta:  # a per-node copy from an earlier snc
             g.replace(name, g.nodes[name].replace(meta={k: v for k, v in g.nodes[name].meta.items() if k != "mapping"}))
-    rows.sort(key=lambda r: (r["core"], r["population"], r["start"]))
+    rows.sort(key=lambda r: r["core"])  # stable: topological order within a core
     limits = {"neurons_per_core": lim.neurons, "synaptic_memory_bits": lim.memory, "max_fan_in": lim.fan_in,
               "max_fan_out": lim.fan_out, "synapse_overhead_bits": lim.overhead}
     g.meta["mapping"] = {
