@@ -11,13 +11,18 @@ carry it, and is private to this module.
 * ``relu_ceiling`` - the upper clip of the ReLU an IF population replaced (ReLU6, Clip): balance
   caps the population's scale at it and the ANN view (rate limit) clips there.
 * ``Block`` - a slice of a population placed on one core (passes/map_to_cores.py). The mapping
-  is stored once, in ``graph.meta["mapping"]`` (its per-core rows name population, start, stop
-  and core); ``blocks`` reads a population's blocks from there.
+  is stored once, in ``graph.meta["mapping"]`` (its per-block rows name population, start, stop
+  and core); ``blocks`` reads a population's blocks from there. start and stop count positions
+  in the population's mapping order: "flat" (row-major, C, H, W) or, for feature maps the map
+  pass partitions spatially, "spatial" (H, W, C: a block is a band of pixel positions with all
+  their channels). ``Block.indices()`` gives the flat neuron indices either way.
 """
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from typing import Any
+
+import numpy as np
 
 _MAXPOOL = "maxpool"
 
@@ -72,34 +77,55 @@ def with_relu_ceiling(meta: dict[str, Any], ceiling: float | None) -> dict[str, 
     return out
 
 
+def spatial_order(shape) -> np.ndarray:
+    """Flat (C, H, W row-major) index of each position of the spatial order (H, W, C)."""
+    c, h, w = (int(v) for v in shape)
+    p = np.arange(c * h * w, dtype=np.int64)
+    return (p % c) * (h * w) + p // c
+
+
 @dataclass(frozen=True)
 class Block:
     population: str
-    start: int  # first neuron (flat index) on the core
+    start: int  # first position (in the population's mapping order) on the core
     stop: int  # one past the last
     core: int
+    order: str = "flat"  # "flat" or "spatial"
+    shape: tuple = ()  # the population's (C, H, W) for the spatial order
+
+    def indices(self) -> np.ndarray:
+        """Flat neuron indices of the block."""
+        if self.order == "flat":
+            return np.arange(self.start, self.stop, dtype=np.int64)
+        return spatial_order(self.shape)[self.start:self.stop]
+
+
+def orders(graph) -> dict[str, tuple[str, tuple]]:
+    """{population: (order, shape)} of the populations mapped in a non-flat order."""
+    mapping = graph.meta.get("mapping")
+    if not isinstance(mapping, dict):
+        return {}
+    return {p: (str(o["order"]), tuple(int(v) for v in o["shape"])) for p, o in (mapping.get("orders") or {}).items()}
 
 
 def blocks(graph, population: str) -> list[Block]:
-    """The blocks of a mapped ``population`` in neuron order; [] when the graph (or the
+    """The blocks of a mapped ``population`` in position order; [] when the graph (or the
     population) is not mapped."""
-    mapping = graph.meta.get("mapping")
-    if not isinstance(mapping, dict):
-        return []
-    out = [Block(population, int(r["start"]), int(r["stop"]), int(r["core"]))
-           for r in mapping.get("cores", ()) if r.get("population") == population]
-    return sorted(out, key=lambda b: b.start)
+    return all_blocks(graph).get(population, [])
 
 
 def all_blocks(graph) -> dict[str, list[Block]]:
-    """Every mapped population's blocks (neuron order), populations in the order the mapping
+    """Every mapped population's blocks (position order), populations in the order the mapping
     lists them first."""
     mapping = graph.meta.get("mapping")
     out: dict[str, list[Block]] = {}
     if not isinstance(mapping, dict):
         return out
+    special = orders(graph)
     for r in mapping.get("cores", ()):
-        out.setdefault(r["population"], []).append(Block(r["population"], int(r["start"]), int(r["stop"]), int(r["core"])))
+        order, shape = special.get(r["population"], ("flat", ()))
+        out.setdefault(r["population"], []).append(
+            Block(r["population"], int(r["start"]), int(r["stop"]), int(r["core"]), order, shape))
     return {p: sorted(b, key=lambda x: x.start) for p, b in out.items()}
 
 

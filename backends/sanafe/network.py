@@ -135,7 +135,7 @@ def describe(graph: Graph, spikes: np.ndarray, *, pad: int | None = None) -> dic
         present = np.ones(pop.size, bool) if keep is None else np.asarray(keep, bool).reshape(-1)
         core = np.full(pop.size, -1, np.int64)
         for b in placed.get(pop.name, ()):
-            core[b.start:b.stop] = b.core
+            core[b.indices()] = b.core
         missing = np.flatnonzero(present & (core < 0))
         if missing.size:
             raise MappingError(f"{missing.size} neurons of {pop.name!r} have no core (first: {missing[0]})")
@@ -163,7 +163,7 @@ def describe(graph: Graph, spikes: np.ndarray, *, pad: int | None = None) -> dic
         m = proj.matrix.tocsc()
         tcore = np.full(proj.shape[0], -1, np.int64)
         for b in placed.get(proj.target, ()):
-            tcore[b.start:b.stop] = b.core
+            tcore[b.indices()] = b.core
         for j in range(inp.size):
             rows = m.indices[m.indptr[j]:m.indptr[j + 1]][m.data[m.indptr[j]:m.indptr[j + 1]] != 0]
             cores = tcore[rows]

@@ -58,6 +58,7 @@ class Block:
     core: int
     neurons: int = 0  # neurons that exist in [start, stop) (pruned ones excluded)
     update_cost: float = 1.0  # one neuron update of this population's model, relative to IF (ir/models.py)
+    index: np.ndarray | None = None  # flat neuron indices of the block (snc.ir.annotations.Block.indices)
 
 
 @dataclass
@@ -89,8 +90,9 @@ def blocks_of(graph: Graph) -> list[Block]:
         keep = getattr(node, "keep", None)
         flat = None if keep is None else keep.reshape(-1)
         for b in placed.get(name, ()):
-            n = int(b.stop - b.start) if flat is None else int(np.count_nonzero(flat[b.start:b.stop]))
-            blocks.append(Block(name, b.start, b.stop, b.core, n, _update_cost(node)))
+            idx = b.indices()
+            n = int(idx.size) if flat is None else int(np.count_nonzero(flat[idx]))
+            blocks.append(Block(name, b.start, b.stop, b.core, n, _update_cost(node), idx))
     return blocks
 
 
@@ -132,7 +134,7 @@ class CycleModel:
                 ind = np.zeros((n, len(own)))
                 for k, bi in enumerate(own):
                     b = self.blocks[bi]
-                    ind[b.start:b.stop, k] = 1.0
+                    ind[b.index, k] = 1.0
                 keep = getattr(node, "keep", None)
                 if keep is not None:
                     ind *= keep.reshape(-1, 1)
@@ -149,7 +151,7 @@ class CycleModel:
                 m = proj.matrix.tocsr()
                 for bi in self.by_pop.get(proj.target, []):
                     b = self.blocks[bi]
-                    sub = m[b.start:b.stop]
+                    sub = m[b.index]
                     cols.append(np.diff(sub.tocsc().indptr).astype(np.float64))
                     dest.append(bi)
             if not dest:
@@ -178,7 +180,7 @@ class CycleModel:
                 src_core = np.zeros(n, dtype=np.int64)
                 for bi in own:
                     b = self.blocks[bi]
-                    src_core[b.start:b.stop] = b.core
+                    src_core[b.index] = b.core
                 ew, ns, ch = self.mesh.hops(src_core[:, None], dst_core[None, :])
                 per = {"msgs": msgs, "ew": (reach * ew).sum(axis=1), "ns": (reach * ns).sum(axis=1), "chip": (reach * ch).sum(axis=1)}
                 for key, values in per.items():
@@ -187,7 +189,7 @@ class CycleModel:
                     col += len(own)
                 # Route time of the farthest message a block sends.
                 route = (ew * t_ew + ns * t_ns + ch * t_chip) * reach
-                layout.route_time = np.array([route[self.blocks[bi].start:self.blocks[bi].stop].max(initial=0.0) for bi in own])
+                layout.route_time = np.array([route[self.blocks[bi].index].max(initial=0.0) for bi in own])
             else:  # host input: local deliveries only, counted as one column
                 parts.append(msgs[:, None])
                 layout.msgs = slice(col, col + 1)

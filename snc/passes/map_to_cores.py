@@ -77,7 +77,7 @@ from snc.errors import InvalidGraph, MappingError
 from snc.hw import HardwareProfile, load_profile
 from snc.hw.mesh import Mesh
 from snc.ir import Graph
-from snc.ir.annotations import all_blocks
+from snc.ir.annotations import all_blocks, orders as mapping_orders, spatial_order
 
 from . import PassContext
 from .mapping.connectivity import _Population, all_projections, projections
@@ -106,6 +106,9 @@ class Options:
     placement_rounds: int = option(PLACEMENT_ROUNDS, "rounds of pairwise swaps in placement", check=lambda v: v >= 0,
                                    expect="an integer >= 0")
     pack: bool = option(True, "let several small blocks (of one or more layers) share a core when its limits allow")
+    conv_order: str = option("spatial", "order in which feature maps (C, H, W) are cut into blocks: 'spatial' (bands of "
+                             "pixels with all their channels: a block's inputs are a local window) or 'flat' (C, H, W)",
+                             choices=("spatial", "flat"))
 
 
 RESOURCES = (
@@ -191,8 +194,16 @@ def _map(graph: Graph, ctx: PassContext) -> Graph:
     weight_bits = ctx.options.get("weight_bits")
     if weight_bits is not None and (isinstance(weight_bits, bool) or int(weight_bits) != weight_bits or weight_bits < 1):
         raise MappingError(f"option weight_bits must be a positive integer, got {weight_bits!r}")
+    conv_order = ctx.options.get("conv_order", "spatial")
+    if conv_order not in ("spatial", "flat"):
+        raise MappingError(f"option conv_order must be 'spatial' or 'flat', got {conv_order!r}")
+    shapes = graph.infer_shapes()
+    orders = {} if conv_order == "flat" else {
+        name: spatial_order(shapes[name]) for name, node in graph.nodes.items()
+        if node.role in ("neuron", "readout") and len(shapes[name]) == 3
+        and shapes[name][0] > 1 and shapes[name][1] * shapes[name][2] > 1}
     split = []
-    for pop in projections(graph, int(profile["weight_bits"]), weight_bits):
+    for pop in projections(graph, int(profile["weight_bits"]), weight_bits, orders):
         pop.starts = _split(pop, lim)
         for conn in pop.incoming:  # the same objects are its sources' outgoing projections
             conn.starts = pop.starts
@@ -200,6 +211,9 @@ def _map(graph: Graph, ctx: PassContext) -> Graph:
     pops = {p.name: p for p in reversed(split)}  # topological order
 
     rates, rate_source = _rates(graph, ctx, pops)
+    for name, perm in orders.items():  # rates in mapping order
+        if name in rates:
+            rates[name] = rates[name][perm]
     rows, u, v, t = _block_stats(pops, rates)
     n_blocks = len(rows)
     sources: list[dict[str, np.ndarray]] = [{} for _ in range(n_blocks)]
@@ -281,6 +295,9 @@ def _map(graph: Graph, ctx: PassContext) -> Graph:
         "placement_rounds": rounds,
         "cores": rows,
         "core_use": bins,
+        # Feature maps split over several cores in spatial order (snc.ir.annotations.Block.indices)
+        "orders": {name: {"order": "spatial", "shape": [int(v) for v in shapes[name]]}
+                   for name in orders if len(pops[name].starts) > 1},
     }
     _notes(ctx, g, pops, (before, start, after), rounds, rate_source)
     return g
@@ -372,7 +389,8 @@ def block_traffic(graph: Graph, rates: dict[str, np.ndarray] | None = None,
     mapping = graph.meta.get("mapping")
     if not isinstance(mapping, dict):
         raise MappingError("the graph is not mapped (run the map pass first)")
-    pops = all_projections(graph, 0)  # bits do not matter for traffic
+    perms = {name: spatial_order(shape) for name, (order, shape) in mapping_orders(graph).items() if order == "spatial"}
+    pops = all_projections(graph, 0, orders=perms)  # bits do not matter for traffic
     blocks = []
     placed = all_blocks(graph)
     for name, pop in pops.items():
@@ -387,6 +405,8 @@ def block_traffic(graph: Graph, rates: dict[str, np.ndarray] | None = None,
             conn.starts = pop.starts
     ctx = PassContext(options={"rates": rates if rates is not None else "uniform", "default_rate": default_rate})
     r, _ = _rates(graph, ctx, pops)
+    for name, perm in perms.items():
+        r[name] = r[name][perm]
     _, u, v, t = _block_stats(pops, r)
     n = len(blocks)
     return blocks, sp.csr_matrix((t, (u, v)), shape=(n, n))

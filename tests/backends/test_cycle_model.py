@@ -54,9 +54,15 @@ def _coords(core, prof):
     return chip, chip * prof["mesh_tiles"][0] + tx, ty
 
 
-def test_energy_and_latency_equal_a_recomputation_from_scratch():
+SHARED = {"h1": [(0, 12, 0), (12, 20, 0)], "h2": [(0, 6, 3), (6, 12, 3)], "out": [(0, 4, 9)]}
+
+
+@pytest.mark.parametrize("placed", [None, SHARED], ids=["one-block-per-core", "blocks-share-cores"])
+def test_energy_and_latency_equal_a_recomputation_from_scratch(placed):
     rng = np.random.default_rng(0)
     g, w = _network(rng)
+    if placed is not None:  # packed: h1 on core 0, h2 on core 3 (two blocks each), the readout on core 9
+        set_blocks(g, placed)
     prof = _profile()
     plan = build_plan(g)
     model = CycleModel(g, plan, prof)
@@ -65,7 +71,7 @@ def test_energy_and_latency_equal_a_recomputation_from_scratch():
     r = simulate(g, x, timesteps=steps, rasters=range(n), recorders=[model.recorder])
     got = model.evaluate(r.extra["projected"], n, steps)
 
-    blocks = {"h1": [(0, 12, 0), (12, 20, 5)], "h2": [(0, 6, 3), (6, 12, 9)], "out": [(0, 4, 14)]}
+    blocks = placed or {"h1": [(0, 12, 0), (12, 20, 5)], "h2": [(0, 6, 3), (6, 12, 9)], "out": [(0, 4, 14)]}
     src_of = {"h1": ("x", "d1"), "h2": ("h1", "d2"), "out": ("h2", "d3")}
     bias = {"h1": g.nodes["h1"].bias, "h2": np.zeros(12, np.float32), "out": np.zeros(4, np.float32)}
     raster = {"x": [x[i].astype(bool) for i in range(n)]}
@@ -89,7 +95,8 @@ def test_energy_and_latency_equal_a_recomputation_from_scratch():
             e = synops * prof["energy_synop"] + active * prof["energy_neuron_active"] + (size - active) * prof["energy_neuron_inactive"]
             busy[:, k] += (synops * prof["time_synop"] + active * prof["time_neuron_active"] + (size - active) * prof["time_neuron_inactive"]) / n
             energy[pop] += e.sum() / n
-    # Messages: each spike of a source neuron goes once to every block it has a synapse in.
+    # Messages: each spike of a source neuron goes once to every core holding a block it has a
+    # synapse in (blocks of one core share the message).
     for k, (pop, (start, stop, core)) in enumerate(order):
         if pop == "out":
             continue
@@ -97,8 +104,11 @@ def test_energy_and_latency_equal_a_recomputation_from_scratch():
         op = src_of[consumer][1]
         _, sx, sy = _coords(core, prof)
         schip = core // prof["cores_per_chip"]
-        for dstart, dstop, dcore in blocks[consumer]:
-            reach = (w[op][dstart:dstop, start:stop] != 0).any(axis=0)  # (size,)
+        for dcore in sorted({c for _, _, c in blocks[consumer]}):
+            reach = np.zeros(stop - start, bool)
+            for dstart, dstop, c in blocks[consumer]:
+                if c == dcore:
+                    reach |= (w[op][dstart:dstop, start:stop] != 0).any(axis=0)  # (size,)
             dchip, dx, dy = _coords(dcore, prof)
             ew, ns, ch = abs(sx - dx), abs(sy - dy), abs(schip - dchip)
             per_msg = prof["energy_spike_local"] + ew * prof["energy_hop_ew"] + ns * prof["energy_hop_ns"] + ch * prof["energy_chip_hop"]
@@ -109,8 +119,11 @@ def test_energy_and_latency_equal_a_recomputation_from_scratch():
                 energy[pop] += msgs.sum() * per_msg / n
                 busy[:, k] += msgs * prof["time_spike_local"] / n
                 sent[:, k] |= raster[pop][i][:, start:stop].any(axis=1)
-    for start, stop, core in blocks["h1"]:  # host input spikes: one local delivery per reached block
-        reach = (w["d1"][start:stop] != 0).any(axis=0)
+    for dcore in sorted({c for _, _, c in blocks["h1"]}):  # host input spikes: one local delivery per reached core
+        reach = np.zeros(10, bool)
+        for start, stop, c in blocks["h1"]:
+            if c == dcore:
+                reach |= (w["d1"][start:stop] != 0).any(axis=0)
         for i in range(n):
             host_msgs += (raster["x"][i].astype(float) @ reach).sum() / n
     tiles = set()
@@ -120,7 +133,9 @@ def test_energy_and_latency_equal_a_recomputation_from_scratch():
     xs, ys = [t[0] for t in tiles], [t[1] for t in tiles]
     span = (max(xs) - min(xs) + 1) * (max(ys) - min(ys) + 1)
     barrier = prof["barrier_min"] + (prof["barrier_max"] - prof["barrier_min"]) * (span - 1) / (prof["barrier_tiles"] - 1)
-    step = busy.max(axis=1) + np.where(sent, route[None, :], 0).max(axis=1) + barrier
+    cores = sorted({core for _, (_, _, core) in order})
+    per_core = np.stack([busy[:, [k for k, (_, (_, _, c)) in enumerate(order) if c == core]].sum(axis=1) for core in cores], axis=1)
+    step = per_core.max(axis=1) + np.where(sent, route[None, :], 0).max(axis=1) + barrier  # a core serves its blocks in turn
     latency = step.sum()
     chips = len({core // prof["cores_per_chip"] for _, (_, _, core) in order})
     used = len({core for _, (_, _, core) in order})

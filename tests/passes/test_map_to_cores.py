@@ -166,13 +166,16 @@ class Need:
                 best = max(best, int(sum(m.sum(axis=0) for _, m in outs).max()))
         return best
 
-    def block(self, p, s, e, blocks_of) -> dict:
-        syn = sum(int(m[s:e].sum()) for _, m in self.incoming(p))
-        fan_in = sum(int(m[s:e].any(axis=0).sum()) for _, m in self.incoming(p))
+    def block(self, p, s, e, blocks_of, order=None) -> dict:
+        """Resources of positions [s, e) of p; ``order``: flat index of each position (None: flat);
+        ``blocks_of[t]``: flat index arrays of t's blocks."""
+        rows = np.arange(s, e) if order is None else order[s:e]
+        syn = sum(int(m[rows].sum()) for _, m in self.incoming(p))
+        fan_in = sum(int(m[rows].any(axis=0).sum()) for _, m in self.incoming(p))
         fan_out = 0
         for t, m in self.outgoing(p):
-            for s2, e2 in blocks_of[t]:
-                fan_out += bool(m[s2:e2, s:e].any())
+            for idx in blocks_of[t]:
+                fan_out += bool(m[np.ix_(idx, rows)].any())
         return {"neurons": e - s, "synapses": syn, "memory_bits": syn * self.bits, "fan_in": fan_in, "fan_out": fan_out}
 
 
@@ -181,7 +184,17 @@ def check_mapping(g: ir.Graph, mapped: ir.Graph, prof, need: Need, max_chips=Non
     limits = {"neurons": prof["neurons_per_core"], "memory_bits": prof["synaptic_memory_bits"],
               "fan_in": prof["max_fan_in"], "fan_out": prof["max_fan_out"]}
     cpc = prof["cores_per_chip"]
-    blocks_of = {p: [(b[0], b[1]) for b in _blocks(mapped, p)] for p in need.pops}
+    shapes = g.infer_shapes()
+    # Feature maps split over cores are cut in spatial order (H, W, C): a position p of that order
+    # is the flat neuron (p % C) * H * W + p // C, written out here independently.
+    order_of = {}
+    for p, spec in (m.get("orders") or {}).items():
+        assert spec["order"] == "spatial" and tuple(spec["shape"]) == tuple(shapes[p]) and len(shapes[p]) == 3
+        c, h, w = shapes[p]
+        pos = np.arange(c * h * w)
+        order_of[p] = (pos % c) * h * w + pos // c
+    blocks_of = {p: [np.arange(b[0], b[1]) if p not in order_of else order_of[p][b[0]:b[1]] for b in _blocks(mapped, p)]
+                 for p in need.pops}
     # Host inputs are not mapped.
     assert all(_blocks(mapped, n) == [] for n in mapped.input_names)
     cores = []
@@ -189,14 +202,15 @@ def check_mapping(g: ir.Graph, mapped: ir.Graph, prof, need: Need, max_chips=Non
     rows = {(r["population"], r["start"]): r for r in m["cores"]}
     for p in need.pops:
         blocks = _blocks(mapped, p)
-        # Every neuron exactly once, blocks contiguous and in order.
+        order = order_of.get(p)
+        # Every neuron exactly once, blocks contiguous (in the mapping order) and in order.
         covered = np.concatenate([np.arange(s, e) for s, e, _ in blocks])
         np.testing.assert_array_equal(covered, np.arange(need.size[p]), err_msg=p)
         assert all(e > s for s, e, _ in blocks)
         for s, e, core in blocks:
             cores.append(core)
             on_core.setdefault(core, []).append((p, s, e))
-            got = need.block(p, s, e, blocks_of)
+            got = need.block(p, s, e, blocks_of, order)
             for key, limit in limits.items():
                 assert got[key] <= limit, f"{p}[{s}:{e}] {key} {got[key]} > {limit}"
             row = rows[(p, s)]
@@ -204,7 +218,7 @@ def check_mapping(g: ir.Graph, mapped: ir.Graph, prof, need: Need, max_chips=Non
             assert {k: row[k] for k in got} == got, f"{p}[{s}:{e}]: reported {row}, recomputed {got}"
             if e < need.size[p]:
                 # Greedy: one more neuron would break some limit (else the split wastes cores).
-                more = need.block(p, s, e + 1, blocks_of)
+                more = need.block(p, s, e + 1, blocks_of, order)
                 assert any(more[k] > limits[k] for k in limits), f"{p}[{s}:{e}] could hold neuron {e}"
                 assert row["split_by"] in ("neurons_per_core", "synaptic_memory_bits", "max_fan_in", "max_fan_out")
             else:
@@ -214,16 +228,17 @@ def check_mapping(g: ir.Graph, mapped: ir.Graph, prof, need: Need, max_chips=Non
     core_of = {(p, s): c for c, members in on_core.items() for p, s, _ in members}
     for core, members in on_core.items():
         neurons = sum(e - s for _, s, e in members)
-        memory = sum(need.block(p, s, e, blocks_of)["memory_bits"] for p, s, e in members)
+        memory = sum(need.block(p, s, e, blocks_of, order_of.get(p))["memory_bits"] for p, s, e in members)
         sources: dict[str, np.ndarray] = {}
         dests = set()
         for p, s, e in members:
+            idx = np.arange(s, e) if p not in order_of else order_of[p][s:e]
             for src, mat in need.incoming(p):
-                hit = mat[s:e].any(axis=0)
+                hit = mat[idx].any(axis=0)
                 sources[src] = sources[src] | hit if src in sources else hit
             for t, mat in need.outgoing(p):
-                for s2, e2 in blocks_of[t]:
-                    if mat[s2:e2, s:e].any():
+                for (s2, _, _), rows_t in zip(_blocks(mapped, t), blocks_of[t]):
+                    if mat[np.ix_(rows_t, idx)].any():
                         dests.add(core_of[(t, s2)])
         fan_in = sum(int(v.sum()) for v in sources.values())
         assert neurons <= limits["neurons"] and memory <= limits["memory_bits"], (core, members)
@@ -749,3 +764,42 @@ def test_block_traffic_of_a_conv_net_matches_the_mapping(rng):
     t = traffic.tocoo()
     ew, ns, _ = mesh.hops(core[t.row], core[t.col])
     assert mapped.meta["mapping"]["objective"] == pytest.approx(float((t.data * (ew + ns)).sum()))
+
+
+def test_feature_maps_are_cut_in_spatial_bands_so_inputs_stay_local():
+    """Conv 1 -> 4 channels, 3x3, padding 1, on an 8x8 input; 64 neurons per core. Cut channel by
+    channel (flat), every block is one whole channel and reads all 64 input pixels. Cut in
+    spatial order, a block is 2 pixel rows x 8 columns x 4 channels and reads the rows around
+    them only: 3 rows (24 pixels) at the borders, 4 rows (32) inside."""
+    g = ir.Graph("conv")
+    g.add("x", ir.Input(shape=(1, 8, 8), encoding="spikes"))
+    g.add("c1", ir.Conv2d(weight=np.ones((4, 1, 3, 3), np.float32), padding=1), ["x"])
+    g.add("h1", ir.IF(shape=(4, 8, 8)), ["c1"])
+    g.add("c2", ir.Conv2d(weight=np.ones((4, 4, 3, 3), np.float32), padding=1), ["h1"])
+    g.add("h2", ir.IF(shape=(4, 8, 8)), ["c2"])
+    g.add("f", ir.Flatten(), ["h2"])
+    g.add("d", ir.Dense(weight=np.ones((2, 256), np.float32)), ["f"])
+    g.add("out", ir.Readout(shape=(2,)), ["d"])
+    g.outputs = ["out"]
+    prof = tiny_profile(neurons_per_core=64, mesh_tiles=(4, 4), cores_per_tile=1)
+    flat, _ = run_map(g, hw=prof, conv_order="flat", pack=False)
+    spatial, _ = run_map(g, hw=prof, pack=False)
+    rows = {name: sorted((r for r in m.meta["mapping"]["cores"] if r["population"] == "h1"), key=lambda r: r["start"])
+            for name, m in (("flat", flat), ("spatial", spatial))}
+    assert [r["fan_in"] for r in rows["flat"]] == [64, 64, 64, 64]
+    assert [r["fan_in"] for r in rows["spatial"]] == [24, 32, 32, 24]
+    # h1 -> h2: flat, every h1 block feeds all 4 channel blocks of h2; spatial, only the bands
+    # whose 3x3 windows reach it: the band itself and its neighbours.
+    assert [r["fan_out"] for r in rows["flat"]] == [4, 4, 4, 4]
+    assert [r["fan_out"] for r in rows["spatial"]] == [2, 3, 3, 2]
+    assert spatial.meta["mapping"]["orders"] == {"h1": {"order": "spatial", "shape": [4, 8, 8]},
+                                                 "h2": {"order": "spatial", "shape": [4, 8, 8]}}
+    assert "orders" not in flat.meta["mapping"] or flat.meta["mapping"]["orders"] == {}
+    # Block.indices: band 0 of h1 is pixel rows 0-1 of every channel.
+    (b0, *_) = _placed(spatial, "h1")
+    expected = np.concatenate([c * 64 + np.arange(16) for c in range(4)])
+    np.testing.assert_array_equal(np.sort(b0.indices()), expected)
+    # Fewer messages: traffic with one spike per neuron and step.
+    _, t_flat = block_traffic(flat, default_rate=1.0)
+    _, t_spatial = block_traffic(spatial, default_rate=1.0)
+    assert t_spatial.sum() < t_flat.sum()

@@ -329,12 +329,26 @@ def _drop_removed(pattern: sp.csr_matrix, keep_source: np.ndarray | None, keep_t
     return sp.csr_matrix((np.ones(m.indices.size, np.int8), m.indices.astype(np.int32), m.indptr), shape=m.shape)
 
 
-def projections(graph: Graph, default_bits: int, weight_bits: Any = None) -> Iterator[_Population]:
+def _reorder(pattern: sp.csr_matrix, rows: np.ndarray | None, cols: np.ndarray | None) -> sp.csr_matrix:
+    """The pattern with its rows and columns in mapping order (position p = flat index order[p])."""
+    if rows is not None:
+        pattern = pattern[rows]
+    if cols is not None:
+        pattern = sp.csr_matrix(pattern[:, cols])
+        pattern.sort_indices()
+    return pattern
+
+
+def projections(graph: Graph, default_bits: int, weight_bits: Any = None,
+                orders: dict[str, np.ndarray] | None = None) -> Iterator[_Population]:
     """Every mapped population (IF, LIF, Readout) with its projections, in *reverse* topological
     order: when a population comes, its incoming projections are built and its outgoing ones are
     complete (its consumers came before). Building lazily lets a caller refuse a late layer before
     composing the early ones. Input nodes appear as sources only. Weight bits of a projection:
-    ``weight_bits`` if given, else its operators' fixed-point bits, else ``default_bits``."""
+    ``weight_bits`` if given, else its operators' fixed-point bits, else ``default_bits``.
+    ``orders[population]``: the flat index of each position of that population's mapping order
+    (``snc.ir.annotations.spatial_order``); its neurons, rows and columns come in that order."""
+    orders = orders or {}
     shapes = graph.validate()
     order = graph.topological_order()
     position = {n: i for i, n in enumerate(order)}
@@ -343,8 +357,11 @@ def projections(graph: Graph, default_bits: int, weight_bits: Any = None) -> Ite
     for name in reversed(order):
         if roles[name] not in (NEURON, READOUT):
             continue
-        keep = getattr(graph.nodes[name], "keep", None)
-        pop = _Population(name, int(np.prod(shapes[name])), None if keep is None else keep.reshape(-1))
+        flat_keep = getattr(graph.nodes[name], "keep", None)
+        flat_keep = None if flat_keep is None else flat_keep.reshape(-1)
+        perm = orders.get(name)
+        pop = _Population(name, int(np.prod(shapes[name])),
+                          flat_keep if flat_keep is None or perm is None else flat_keep[perm])
         for edge in fan_in(graph, name, position).incoming:
             src, nodes = edge.source, list(edge.ops)
             if any(graph.nodes[o].role == HOST for o in nodes):
@@ -355,12 +372,16 @@ def projections(graph: Graph, default_bits: int, weight_bits: Any = None) -> Ite
             bits = _weight_bits(graph, nodes, default_bits, weight_bits)
             masked = getattr(graph.nodes[src], "keep", None) is not None or pop.keep is not None
             dense = None if masked else _direct_dense(graph, src, name, nodes)
+            if dense is not None and (perm is not None or orders.get(src) is not None):
+                dense = dense[perm] if perm is not None else dense
+                dense = dense[:, orders[src]] if orders.get(src) is not None else dense
             if dense is not None:
                 conn = Connectivity(src, name, pop.size, n_src, bits, dense=dense)
             else:
                 pattern = _synaptic_pattern(graph, shapes, src, name, nodes)
                 if masked:  # pruned neurons have no synapses
-                    pattern = _drop_removed(pattern, getattr(graph.nodes[src], "keep", None), pop.keep)
+                    pattern = _drop_removed(pattern, getattr(graph.nodes[src], "keep", None), flat_keep)
+                pattern = _reorder(pattern, perm, orders.get(src))
                 conn = Connectivity(src, name, pop.size, n_src, bits, pattern=pattern)
             pop.incoming.append(conn)
             outgoing.setdefault(src, []).append(conn)
@@ -368,9 +389,10 @@ def projections(graph: Graph, default_bits: int, weight_bits: Any = None) -> Ite
         yield pop
 
 
-def all_projections(graph: Graph, default_bits: int, weight_bits: Any = None) -> dict[str, _Population]:
+def all_projections(graph: Graph, default_bits: int, weight_bits: Any = None,
+                    orders: dict[str, np.ndarray] | None = None) -> dict[str, _Population]:
     """``projections`` as a dict in topological order."""
-    pops = list(projections(graph, default_bits, weight_bits))
+    pops = list(projections(graph, default_bits, weight_bits, orders))
     return {p.name: p for p in reversed(pops)}
 
 
