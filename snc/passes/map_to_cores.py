@@ -37,8 +37,10 @@ modelled.)
 
 Placement: traffic(u -> v) = sum of the spike rates (spikes per step) of the neurons of block u
 with at least one synapse onto block v (one message per spike and destination core). The cost is
-sum over block pairs of traffic x hops, hops = east-west + north-south tile hops on the global
-mesh (``snc.hw.mesh``: chips side by side along x; cores of one tile are 0 hops apart); host
+sum over block pairs of traffic x (hops + (chip_weight - 1) x chip crossings), hops = east-west +
+north-south tile hops on the global mesh (``snc.hw.mesh``: chips side by side along x; cores of
+one tile are 0 hops apart); a chip crossing counts as ``chip_weight`` hops (inter-chip links are
+~30x slower: the profile's crossing / hop time), so placement keeps traffic on a chip; host
 traffic is left out. Blocks start in the graph's topological order along ``Mesh.snake_order``
 (the reported "snake" objective), or, where cheaper, in a depth-first topological order (chains
 kept together) and/or along a column-wise snake over all chips (which also crosses from chip to
@@ -106,6 +108,9 @@ class Options:
     placement_rounds: int = option(PLACEMENT_ROUNDS, "rounds of pairwise swaps in placement", check=lambda v: v >= 0,
                                    expect="an integer >= 0")
     pack: bool = option(True, "let several small blocks (of one or more layers) share a core when its limits allow")
+    chip_weight: int | None = option(None, "tile hops one chip crossing counts as in placement (default: the profile's "
+                                     "crossing / hop time, e.g. 37 on Loihi)", check=lambda v: v >= 1,
+                                     expect="an integer >= 1 or None")
     conv_order: str = option("spatial", "order in which feature maps (C, H, W) are cut into blocks: 'spatial' (bands of "
                              "pixels with all their channels: a block's inputs are a local window) or 'flat' (C, H, W)",
                              choices=("spatial", "flat"))
@@ -156,6 +161,17 @@ def _rates(graph: Graph, ctx: PassContext, pops: dict[str, _Population]) -> tupl
 
 # ---------------------------------------------------------------------------------------------
 # The pass.
+
+
+CHIP_WEIGHT = 30  # inter-chip links ~30x slower than on-chip ones (Davies et al. 2021)
+
+
+def _chip_weight(profile: HardwareProfile) -> int:
+    """Hops one chip crossing is worth in placement: the profile's crossing / tile-hop time
+    ratio, else CHIP_WEIGHT."""
+    hop = 0.5 * (float(profile["time_hop_ew"]) + float(profile["time_hop_ns"]))
+    crossing = float(profile["time_chip_hop"])
+    return max(1, round(crossing / hop)) if hop > 0 and crossing > 0 else CHIP_WEIGHT
 
 
 def _profile(ctx: PassContext) -> HardwareProfile:
@@ -246,7 +262,12 @@ def _map(graph: Graph, ctx: PassContext) -> Graph:
     # Placement of the cores (bins): traffic between blocks of one core never leaves it.
     bu, bv = where[u], where[v]
     cross = bu != bv
-    placer = _Placer(mesh, chips, n_cores, bu[cross], bv[cross], t[cross])
+    chip_weight = ctx.options.get("chip_weight")
+    if chip_weight is None:
+        chip_weight = _chip_weight(profile)
+    if isinstance(chip_weight, bool) or int(chip_weight) != chip_weight or chip_weight < 1:
+        raise MappingError(f"option chip_weight must be an integer >= 1, got {chip_weight!r}")
+    placer = _Placer(mesh, chips, n_cores, bu[cross], bv[cross], t[cross], int(chip_weight))
     before = placer.cost()
     best = (before, placer.pos)
     block_rank = _depth_first_rank(pops)
@@ -263,6 +284,8 @@ def _map(graph: Graph, ctx: PassContext) -> Graph:
     rounds = placer.improve(int(ctx.options.get("placement_rounds", PLACEMENT_ROUNDS)))
     after = placer.cost()
     cores = placer.pos[:n_cores]
+    ca, cb = mesh.coordinates(cores[bu[cross]])[0], mesh.coordinates(cores[bv[cross]])[0]
+    chip_traffic = float(t[cross][ca != cb].sum())
 
     g = graph.copy()
     for k in range(n_blocks):
@@ -289,6 +312,8 @@ def _map(graph: Graph, ctx: PassContext) -> Graph:
         "max_chips": None if max_chips is None else int(max_chips),
         "limits": limits,
         "rates": rate_source,
+        "chip_weight": int(chip_weight),
+        "chip_traffic": chip_traffic,
         "objective": after,
         "objective_snake": before,
         "objective_start": start,

@@ -803,3 +803,28 @@ def test_feature_maps_are_cut_in_spatial_bands_so_inputs_stay_local():
     _, t_flat = block_traffic(flat, default_rate=1.0)
     _, t_spatial = block_traffic(spatial, default_rate=1.0)
     assert t_spatial.sum() < t_flat.sum()
+
+
+def test_placement_objective_weights_chip_crossings_and_keeps_traffic_on_chip(rng):
+    """Two chips of 4 single-core tiles; an MLP of 8 blocks. The objective equals a recomputation
+    from the block traffic and the mesh: sum traffic x (hops + (K - 1) x crossings); the traffic
+    that crosses chips is reported, and with K = 40 it is no more than with K = 1."""
+    g = mlp(rng, (6, 16, 12, 3))  # blocks of 4 neurons: 4 + 3 + 1 = 8 cores, 2 chips
+    prof = tiny_profile(neurons_per_core=4, mesh_tiles=(2, 2), cores_per_tile=1)
+    results = {}
+    for k in (1, 40):
+        mapped, _ = run_map(g, hw=prof, chip_weight=k, rates="uniform", default_rate=0.5)
+        m = mapped.meta["mapping"]
+        assert m["chips"] == 2 and m["chip_weight"] == k
+        blocks, traffic = block_traffic(mapped, default_rate=0.5)
+        mesh = Mesh.from_profile(prof)
+        coo = traffic.tocoo()
+        core = np.array([b["core"] for b in blocks])
+        ew, ns, ch = mesh.hops(core[coo.row], core[coo.col])
+        same = core[coo.row] == core[coo.col]
+        cost = float(np.sum(np.where(same, 0, coo.data * (ew + ns + (k - 1) * ch))))
+        assert m["objective"] == pytest.approx(cost, rel=1e-9)
+        assert m["chip_traffic"] == pytest.approx(float(np.sum(np.where(ch > 0, coo.data, 0))), rel=1e-9)
+        results[k] = m["chip_traffic"]
+    assert results[40] <= results[1]
+    assert load_profile("loihi") and run_map(g, hw="loihi")[0].meta["mapping"]["chip_weight"] == round(195 / ((4.1 + 6.5) / 2))

@@ -62,14 +62,19 @@ def _block_stats(pops: dict[str, _Population], rates: dict[str, np.ndarray]) -> 
 
 class _Placer:
     """Pairwise-swap improvement of a block -> core assignment (items >= n_blocks are empty
-    cores). Cost = sum over block pairs of traffic x tile hops."""
+    cores). Cost = sum over block pairs of traffic x (tile hops + (chip_weight - 1) x chip
+    crossings): a message between chips costs chip_weight hops. Chips stand in a row along x, so
+    the crossing term is folded into a stretched x coordinate (each chip boundary chip_weight - 1
+    extra columns wide) and every cost below stays |dx| + |dy|."""
 
-    def __init__(self, mesh: Mesh, chips: int, n_blocks: int, u: np.ndarray, v: np.ndarray, t: np.ndarray) -> None:
+    def __init__(self, mesh: Mesh, chips: int, n_blocks: int, u: np.ndarray, v: np.ndarray, t: np.ndarray,
+                 chip_weight: int = 1) -> None:
         self.mesh = mesh
         self.slots = chips * mesh.cores_per_chip
         self.n_blocks = n_blocks
-        _, gx, gy = mesh.coordinates(np.arange(self.slots))
-        self.gx, self.gy = gx.astype(np.int32), gy.astype(np.int32)
+        chip, gx, gy = mesh.coordinates(np.arange(self.slots))
+        self.tx = gx.astype(np.int32)  # true global tile column (for moves)
+        self.gx, self.gy = (gx + chip * (max(1, int(chip_weight)) - 1)).astype(np.int32), gy.astype(np.int32)
         self.width = chips * mesh.tiles_x
         a = sp.coo_matrix((t, (u, v)), shape=(self.slots, self.slots)).tocsr()
         a = (a + a.T).tocsr()
@@ -184,7 +189,7 @@ class _Placer:
                 break
             done += 1
             x, y = self._coords()
-            i, j = self._candidates(kinds[r % len(kinds)], x, y)
+            i, j = self._candidates(kinds[r % len(kinds)], self.tx[self.pos], y)
             if not i.size:
                 idle += 1
                 continue
