@@ -384,7 +384,8 @@ def inspect_cmd(artifact: str, as_json: bool, show_mapping: bool, hw: str | None
 @click.option("--labels", "labels_path", type=click.Path(dir_okay=False), help="Integer labels (.npy/.npz), (N,).")
 @click.option("--calib", type=click.Path(dir_okay=False), help="Calibration samples: compile a model on the fly; traffic estimate for mapping.")
 @click.option("--hw", "hw", multiple=True, help="Hardware profile name or TOML file; repeat for side-by-side columns (default: loihi). See `snc hw list`.")
-@click.option("--baseline", default=None, help="ANN baseline number format (fp32, fp16, int8, int32 of horowitz45, or PROFILE:FORMAT). Default: fp32; fp16 for a language model.")
+@click.option("--baseline", default=None, help="ANN baseline number format (fp32, fp16, int8, int32 of horowitz45, or PROFILE:FORMAT): the MAC and add energies of the compute level. Default: fp32; fp16 for a language model.")
+@click.option("--device-baseline", "device_baseline", default=None, metavar="NAME", help="Also compare at the device level with the published measurements of reference network NAME (snc/hw/device_baselines.toml, e.g. nxtf-mnist-cnn).")
 @click.option("--timesteps", type=click.IntRange(min=1), default=None, help="Steps per sample (default: the artifact's).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=None, help="Samples simulated together (default: 64, more for small networks).")
 @click.option("--percentile", type=click.FloatRange(0, 100, min_open=True), default=99.9, show_default=True, help="For on-the-fly compilation.")
@@ -394,20 +395,29 @@ def inspect_cmd(artifact: str, as_json: bool, show_mapping: bool, hw: str | None
 @nir_options
 @click.option("--per-token", is_flag=True, help="Language models: the per-token table (sparsity, ACs vs MACs, energy per token per projection; default hw loihi2 and horowitz45, baseline fp16).")
 @handle_errors
-def estimate_cmd(model, data_path, labels_path, calib, hw, baseline, timesteps, batch_size, percentile, limit, as_json, plot_dir,
-                 dt, nir_reset, reset_timing, per_token) -> None:
+def estimate_cmd(model, data_path, labels_path, calib, hw, baseline, device_baseline, timesteps, batch_size, percentile, limit,
+                 as_json, plot_dir, dt, nir_reset, reset_timing, per_token) -> None:
     """Energy, latency and sparsity of MODEL on neuromorphic chips, per layer and per core,
-    against an ANN baseline. JSON keys: layers[] (name, neurons, cores, spikes_per_sample, synops,
-    energy_j, latency_s, ...), totals (energy_j, latency_s, synops, effective_acs, effective_macs,
-    activation_sparsity, accuracy, ...), baseline (name, energy_j, ratio = ANN / SNN energy)."""
+    against ANN baselines at matching levels of inclusion: compute (45 nm arithmetic in the
+    --baseline format), compute+memory (Lemaire et al. 2022) and, with --device-baseline, device
+    (published measurements). JSON keys: layers[] (name, neurons, cores, spikes_per_sample,
+    synops, energy_j, latency_s, ...), totals (energy_j, latency_s, synops, effective_acs,
+    effective_macs, activation_sparsity, accuracy, ...), hw (..., unpublished), baseline (name,
+    macs, energy_j, ratio: ANN compute only / SNN on the chip, mixed levels; levels: {level:
+    ann_energy_j, snn_energy_j, ratio = ANN / SNN, what})."""
+    from snc.baselines import device_reference
     from snc.data import load_samples
     from snc.estimate import estimate, format_table
     from snc.hw import load_profile
 
+    if device_baseline is not None:
+        device_reference(device_baseline)  # an unknown name: one line before any work
     graph = _compiled(model, calib, percentile, timesteps, dt=dt, reset=nir_reset, reset_timing=reset_timing)
     from snc.ir.sequence import is_sequence_model
 
     if is_sequence_model(graph):
+        if device_baseline is not None:
+            raise SncError("--device-baseline compares image networks with published measurements; this is a language model")
         from snc.lm.cli import estimate_lm
 
         estimate_lm(graph, model, data_path, labels_path, limit, hw, baseline, batch_size, as_json, plot_dir)
@@ -425,8 +435,8 @@ def estimate_cmd(model, data_path, labels_path, calib, hw, baseline, timesteps, 
             cal = graph.nodes[input_name].conform(load_samples(calib), input_name)
     bar, update = _progress_bar(len(x), "simulating")
     with bar, _with_file(model):
-        est = estimate(graph, x, labels=y, hw=profiles, baseline=baseline, timesteps=timesteps, batch_size=batch_size,
-                       calibration=cal, progress=update, stage=stage)
+        est = estimate(graph, x, labels=y, hw=profiles, baseline=baseline, device_baseline=device_baseline, timesteps=timesteps,
+                       batch_size=batch_size, calibration=cal, progress=update, stage=stage)
     written = []
     if plot_dir is not None:
         from snc.plots import estimate_plots

@@ -4,7 +4,11 @@ One simulation (float32, layer-synchronous) gathers the activity; for every hard
 the network is mapped onto cores (the ``map`` pass) and the cycle-approximate model
 (backends/sim/cycle_model.py) turns the per-step, per-core counts into energy and latency.
 The ANN baseline is the source network's dense MACs times the energy of one MAC in the chosen
-number format (profile ``horowitz45``: fp32, fp16, int8, int32; compute only).
+number format (profile ``horowitz45``: fp32, fp16, int8, int32; compute only): ``baseline.energy_j``.
+Its ``baseline.ratio`` divides it by the SNN's energy on the chip (dynamic, static of the cores
+used, host): mixed levels, kept for compatibility. ``baseline.levels`` (snc.baselines) compares the
+ANN and the SNN at the same level of inclusion: ``compute``, ``compute+memory`` (Lemaire et al.
+2022) and, when a published reference network is named, ``device``.
 
 All energies are per inference (one sample, all time steps) in joules; latencies in seconds.
 """
@@ -19,10 +23,10 @@ from snc.backends.sim import build_plan, simulate
 from snc.backends.sim.cycle_model import CycleModel
 from snc.backends.sim.recorders import NeuroBenchCounter
 from snc.errors import HardwareProfileError, SncError
-from snc.hw import HardwareProfile, load_profile
+from snc.hw import HardwareProfile, load_profile, unpublished, unpublished_note
 from snc.ir import Graph
 
-from . import metrics
+from . import baselines, metrics
 from .passes import PassContext, get
 
 BASELINE_PROFILE = "horowitz45"
@@ -57,6 +61,44 @@ def resolve_baseline(name: str) -> tuple[str, float]:
     return f"{profile.name}:{fmt}", float(profile[key])
 
 
+def resolve_add(name: str) -> float:
+    """Energy of one addition in the number format of baseline ``name``: an SNN's accumulate (AC)
+    at the ``compute`` level, and the ANN's bias add."""
+    profile_name, _, fmt = name.rpartition(":")
+    profile = load_profile(profile_name or BASELINE_PROFILE)
+    key = f"energy_add_{fmt}"
+    if key not in profile:
+        raise HardwareProfileError(f"baseline {name!r}: profile {profile.name} has no {key}, the energy of an addition "
+                                   f"in that format, which the compute-level comparison needs (an SNN accumulate)")
+    return float(profile[key])
+
+
+# Energy terms of the cycle model and the counts they multiply (per_core keys of CycleModel.evaluate).
+_ENERGY_COUNTS = {
+    "energy_synop": ("synops",), "energy_neuron_active": ("active",), "energy_neuron_inactive": ("inactive",),
+    "energy_spike_local": ("msgs",), "energy_message_out": ("msgs",), "energy_spike_out": ("spikes",),
+    "energy_hop_ew": ("ew",), "energy_hop_ns": ("ns",), "energy_chip_hop": ("chip",),
+}
+
+
+def zero_placeholders(profile: HardwareProfile, cost: dict[str, Any]) -> list[str]:
+    """The profile's unpublished energy terms that are 0-valued placeholders while what they
+    multiply is not zero (counts of the run, or the latency for static power): the estimate
+    leaves them out, so it is a lower bound."""
+    per_core = cost.get("per_core", {})
+    out = []
+    for key in unpublished(profile):
+        if key not in _ENERGY_COUNTS and key != "static_power" or float(profile[key]) != 0.0:
+            continue
+        if key == "static_power":
+            used = cost.get("latency_s", 0.0) > 0
+        else:
+            used = any(float(np.sum(per_core.get(c, 0.0))) > 0 for c in _ENERGY_COUNTS[key])
+        if used:
+            out.append(key)
+    return out
+
+
 def map_for(graph: Graph, profile: HardwareProfile, calibration: np.ndarray | None, timesteps: int) -> Graph:
     """The graph mapped onto ``profile`` (reusing a stored mapping for the same profile)."""
     stored = graph.meta.get("mapping")
@@ -73,6 +115,7 @@ def estimate(
     labels: np.ndarray | None = None,
     hw: Sequence[str | HardwareProfile] = ("loihi",),
     baseline: str = DEFAULT_BASELINE,
+    device_baseline: str | None = None,
     timesteps: int | None = None,
     batch_size: int | None = None,
     calibration: np.ndarray | None = None,
@@ -88,6 +131,9 @@ def estimate(
     if len(set(names)) != len(names):
         raise HardwareProfileError(f"the same hardware profile is given twice: {names}")
     base_name, e_mac = resolve_baseline(baseline)
+    e_add = resolve_add(base_name)
+    if device_baseline is not None:
+        baselines.device_reference(device_baseline)  # an unknown name fails before any work
     plan = build_plan(graph)
     mapped: dict[str, Graph] = {}
     models: dict[str, CycleModel] = {}
@@ -110,6 +156,14 @@ def estimate(
     host_energy = host_macs * e_mac
     ann_macs = source_macs(graph)
     base_energy = ann_macs * e_mac
+    # Baselines at matching levels: the same layers and the same run's counts on both sides.
+    layers_, pops_ = baselines.network(graph, result)
+    acs = float(sum(p.synops.sum() / max(1, p.samples) for p in result.populations.values() if not p.analog)) if n else 0.0
+    shared_levels = {
+        "compute": baselines.compute_level(layers_, pops_, timesteps, acs=acs, host_macs=host_macs, e_mac=e_mac,
+                                           e_add=e_add, fmt=base_name),
+        "compute+memory": baselines.compute_memory_level(layers_, pops_, timesteps),
+    }
     per_hw: dict[str, Any] = {}
     costs: dict[str, dict] = {}
     for prof in profiles:
@@ -169,12 +223,21 @@ def estimate(
         }
         if labels is not None:
             totals["accuracy"] = result.accuracy
+        levels = dict(shared_levels)
+        if device_baseline is not None:
+            device_snn = cost["dynamic_energy_j"] + cost["static_energy_whole_chips_j"] + host_energy
+            levels["device"] = baselines.device_level(device_baseline, device_snn, prof.name)
+        placeholders = zero_placeholders(prof, cost)
         per_hw[prof.name] = {
-            "hw": {"name": prof.name, "title": prof.title, "all_inclusive": prof.all_inclusive},
+            "hw": {"name": prof.name, "title": prof.title, "all_inclusive": prof.all_inclusive,
+                   "unpublished": unpublished(prof), "unpublished_note": unpublished_note(prof),
+                   "zero_placeholders": placeholders, "energy_is_lower_bound": bool(placeholders)},
             "layers": layers,
             "totals": totals,
             "baseline": {"name": base_name, "macs": ann_macs, "energy_j": base_energy,
-                         "ratio": base_energy / energy if energy > 0 else float("inf")},
+                         "ratio": base_energy / energy if energy > 0 else float("inf"),
+                         "ratio_level": "mixed: ANN compute only / SNN on the chip (not like for like; see levels)",
+                         "levels": levels},
         }
     first = per_hw[profiles[0].name]
     doc = {
@@ -187,9 +250,24 @@ def estimate(
         "samples": n,
         "timesteps": timesteps,
         "units": {"energy": "J per inference", "latency": "s per inference",
-                  "baseline.ratio": "ANN baseline energy / SNN energy (> 1: the SNN needs less)"},
+                  "baseline.ratio": ("mixed levels, kept for compatibility: ANN compute only (MACs x E_MAC) / SNN "
+                                     "energy on the chip (dynamic + static of the cores used + host); > 1: the SNN "
+                                     "needs less"),
+                  "baseline.levels.*.ratio": ("ANN / SNN energy at the same level of inclusion (compute, "
+                                              "compute+memory, device); > 1: the SNN needs less")},
     }
     return Estimate(doc=doc, result=result, mapped=mapped, costs=costs)
+
+
+def _level_label(level: str, v: dict[str, Any], fmt: str, hw: str) -> str:
+    if level == "compute":
+        return f"{fmt} arithmetic: ANN MACs + bias adds; SNN ACs + neuron updates"
+    if level == "compute+memory":
+        return "Lemaire et al. 2022: int32 ops + SRAM accesses + addressing"
+    if level == "device":
+        return (f"published {v['reference']} on {v['ann_device']} vs snc's {hw} estimate incl. static power of whole chips "
+                f"and host; like for like only for that network")
+    return v.get("what", "")
 
 
 def format_table(doc: dict[str, Any]) -> str:
@@ -217,16 +295,22 @@ def format_table(doc: dict[str, Any]) -> str:
         b = doc["per_hw"][h]["baseline"]
         hw = doc["per_hw"][h]["hw"]
         out.append(f"{h}: {hw['title']}")
+        if hw.get("unpublished_note"):
+            out.append(f"  {hw['unpublished_note']}")
+        lower = hw.get("zero_placeholders") or []
+        if lower:
+            out.append(f"  lower bound: unpublished energy terms counted as 0 although used: {', '.join(lower)}")
         out.append(
-            f"  energy/inference {fmt_num(t['energy_j'])} J (chip dynamic {fmt_num(t['dynamic_energy_j'])}, static of the "
+            f"  energy/inference {'>= ' if lower else ''}{fmt_num(t['energy_j'])} J (chip dynamic {fmt_num(t['dynamic_energy_j'])}, static of the "
             f"{t['cores_used']} cores used {fmt_num(t['static_energy_j'])} [whole chips: {fmt_num(t['static_energy_whole_chips_j'])}, "
             f"not added], host {fmt_num(t['host_energy_j'])}); latency {fmt_num(t['latency_s'])} s "
             f"({fmt_num(t['throughput_per_s'])} inferences/s); {t['chips']} chip(s), {t['cores']} core(s)"
         )
-        out.append(
-            f"  ANN baseline {b['name']}: {fmt_num(b['macs'])} MACs x = {fmt_num(b['energy_j'])} J; "
-            f"ANN / SNN energy = {fmt_num(b['ratio'])}"
-        )
+        out.append(f"  ANN baseline {b['name']}: {fmt_num(b['macs'])} MACs, {fmt_num(b['energy_j'])} J (compute only); "
+                   f"ANN and SNN at matching levels (ANN / SNN > 1: the SNN needs less):")
+        for level, v in b.get("levels", {}).items():
+            out.append(f"    {level:<15} ANN {fmt_num(v['ann_energy_j'])} J, SNN {fmt_num(v['snn_energy_j'])} J, "
+                       f"ANN / SNN = {fmt_num(v['ratio'])}  [{_level_label(level, v, b['name'], h)}]")
     t = first["totals"]
     out.append(
         f"activity: {t['samples']} samples x {t['timesteps']} steps; activation sparsity {pct(t['activation_sparsity'])}; "
