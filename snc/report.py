@@ -49,14 +49,16 @@ def pct(x: float | None) -> str:
 
 
 def format_simulation(result) -> str:
-    """The table ``snc simulate`` prints: per layer, then totals."""
+    """The table ``snc simulate`` prints: per layer, then totals. A layer's synops are the
+    effective synaptic operations of its incoming connection layers (NeuroBench's count, per
+    sample summed over steps; docs/json_schema.md, section "synops")."""
     doc = result.to_json()
     rows = []
     for layer in doc["layers"]:
         rows.append([
             layer["name"], layer["kind"], layer["neurons"], layer["spikes_per_sample"], layer["rate"],
             pct(layer["sparsity"]) if layer["spiking"] else "-",
-            layer["synops_per_sample"], layer["synop_kind"],
+            layer["synops_per_sample"], layer["synop_kind"] or "-",
         ])
     out = [table(rows, ["layer", "kind", "neurons", "spikes/sample", "rate", "sparsity", "synops/sample", "op"], align="llrrrrrl")]
     tot = doc["totals"]
@@ -64,10 +66,16 @@ def format_simulation(result) -> str:
     out.append(
         f"samples {doc['samples']}, timesteps {doc['timesteps']}, arithmetic {doc['arithmetic']}, timing {doc['timing']}"
     )
-    out.append(
-        f"spikes/sample {fmt_num(tot['spikes_per_sample'])}, activation sparsity {pct(tot['activation_sparsity'])}, "
-        f"synaptic ops/sample {fmt_num(tot['synops_per_sample'])} AC + {fmt_num(tot['analog_macs_per_sample'])} MAC"
-    )
+    out.append(f"spikes/sample {fmt_num(tot['spikes_per_sample'])}, activation sparsity {pct(tot['activation_sparsity'])}")
+    if tot["synops_per_sample"] is None:
+        out.append("synops: not counted by this backend; synaptic operations caused by spikes/sample "
+                   f"{fmt_num(tot['synops_caused_per_sample'])}, host analog MACs/sample {fmt_num(tot['analog_macs_per_sample'])}")
+    else:
+        out.append(
+            f"synops/sample {fmt_num(tot['synops_per_sample'])} = {fmt_num(tot['effective_acs_per_sample'])} AC + "
+            f"{fmt_num(tot['effective_macs_per_sample'])} MAC (NeuroBench effective ops at each layer's incoming connections; "
+            f"dense {fmt_num(tot['dense_ops_per_sample'])})"
+        )
     if doc["accuracy"] is not None:
         out.append(f"accuracy {pct(doc['accuracy'])}")
     if doc.get("overflow"):

@@ -1,11 +1,15 @@
 """Bookkeeping of the spikes a chunk produced: counts per sample and step and per neuron,
-rasters, and synaptic operations (spikes times each neuron's non-zero fan-out, exactly)."""
+rasters, the synaptic operations the spikes cause (spikes times each neuron's non-zero fan-out,
+exactly: ``PopulationStats.synops``, reported as ``synops_caused``) and, through
+``synaptic_ops``, the effective synaptic operations of every connection layer (NeuroBench's
+rules), which are what ``synops`` means in every report."""
 from __future__ import annotations
 
 import numpy as np
 import torch
 
 from .counting import column_counts, row_counts
+from .synaptic_ops import note_spikes
 
 
 def weighted_counts(flat: np.ndarray, digits: torch.Tensor) -> np.ndarray:
@@ -17,9 +21,11 @@ def weighted_counts(flat: np.ndarray, digits: torch.Tensor) -> np.ndarray:
 
 def record_spikes(sim, batch, st, pop, s: np.ndarray, t0: int, tc: int, raster_set) -> bool:
     """Book a chunk's spikes ``s`` (tc, B, n) of population ``pop``: spikes per sample and step,
-    per neuron, rasters, and synaptic operations (spikes x non-zero fan-out) where they need no
-    float product. Returns True when the synaptic operations are left to the end of the chunk
-    (a float32 product with the fan-out that reuses the dense path's float spikes)."""
+    per neuron, rasters, the synaptic operations they cause (spikes x non-zero fan-out) where
+    they need no float product, and the connection layers' effective operations once the
+    chunk's last population is booked (synaptic_ops.note_spikes). Returns True when the caused
+    operations are left to the end of the chunk (a float32 product with the fan-out that reuses
+    the dense path's float spikes)."""
     b = batch.size
     first = batch.first
     flat = s.reshape(tc * b, -1)
@@ -38,4 +44,5 @@ def record_spikes(sim, batch, st, pop, s: np.ndarray, t0: int, tc: int, raster_s
     for i in raster_set:
         if first <= i < first + b:
             st.rasters[i][t0:t0 + tc] = s[:, i - first, :]
+    note_spikes(sim, batch, st, pop, s, t0, tc)
     return later
