@@ -349,10 +349,10 @@ def reasons(run: Run) -> dict[str, str]:
                if m["chips"] > 1 else ".")),
         "cores": (
             f"snc's map pass vs NxTF's partitioner. snc's layers with most core blocks: {top} ({binds}; blocks of "
-            f"different layers or channels may share a core). "
+            f"different layers may share a core). "
             f"{pruned}NxTF's soft reset takes 2 compartments per neuron (S), snc's reset by subtraction one; both put "
-            f"the input layer on chip; snc blocks of a convolution hold one channel (input axons bind for 1x1 "
-            f"convolutions), NxTF partitions conv layers its own way"
+            f"the input layer on chip; snc cuts feature maps into spatial bands (all channels of a few pixel rows, "
+            f"so a block reads a local window), NxTF partitions conv layers its own way"
             + (" and spreads them over more chips (NxTF's num_cores_per_chip option)." if m["chips"] > 1 else ".")),
         "chips": ("snc fills 128 cores per chip before the next; NxTF spread the network over 7 chips "
                   "(861 cores: 123 per chip on average)." if m["chips"] > 1 else "Both fit one chip."),

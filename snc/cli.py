@@ -2,7 +2,7 @@
 
     snc compile MODEL -o OUT.snir [--calib X.npy] [--timesteps T] [--percentile P] [--passes a,b,c]
     snc simulate ARTIFACT --data X.npy [--labels Y.npy] [--timesteps T] [--batch-size B] [--fixed-point] [--json]
-    snc inspect ARTIFACT [--json]
+    snc inspect ARTIFACT [--json] [--mapping [--hw NAME] [--plot DIR]]
     snc estimate MODEL_OR_ARTIFACT --data X.npy [--labels Y.npy] [--hw NAME|FILE]... [--baseline NAME] [--json] [--plot DIR]
     snc export ARTIFACT --to lava -o DIR | --to nir -o X.nir | --to netx -o X.net
     snc hw list | snc hw show NAME

@@ -161,12 +161,13 @@ def test_estimate_per_layer_synops_equal_simulate():
     assert t["synops"] == pytest.approx(t["effective_acs"] + t["effective_macs"], rel=1e-12)
 
 
-@pytest.mark.xfail(strict=True, reason="snc/estimate.py still reports the cycle model's chip synops per layer: "
-                   "0 for the analog-fed layer and a host row with the MACs once per sample (issue 13: "
-                   "estimate must take layers[].synops from result.populations[name].synops_per_sample)")
 def test_estimate_per_layer_synops_equal_simulate_with_an_analog_input():
     g = neurobench_example()
     est = estimate(g, EXAMPLE_X, hw=["loihi"], timesteps=T)
     est_layers = {layer["name"]: layer["synops"] for layer in est.doc["layers"]}
     assert est_layers["h"] == 4 * T and est_layers["out"] == 2 * T
     assert est.doc["totals"]["synops"] == 6 * T
+    # The chip's own count: the analog-fed layer's current is the host's (once per sample).
+    host = next(layer for layer in est.doc["layers"] if layer["kind"] == "host")
+    assert host["synops"] == 0 and host["host_macs"] == est.doc["totals"]["host_macs"] == 4
+    assert next(layer for layer in est.doc["layers"] if layer["name"] == "h")["chip_synops"] == 0
