@@ -103,6 +103,11 @@ def _nonzero_times(x: np.ndarray, fanout: np.ndarray) -> np.ndarray:
     """sum_i [x_ri != 0] fanout_i per row, exactly: a float32 product while every partial sum is
     an integer below 2**24, else float64."""
     nz = x if x.dtype == bool else x != 0
+    fanout = np.asarray(fanout)
+    if fanout.size and fanout.min() == fanout.max():
+        # Every input reaches as many non-zero weights (a dense layer without zero weights):
+        # the row's non-zero inputs times that number, in integers.
+        return np.count_nonzero(nz.reshape(len(nz), -1), axis=1).astype(np.int64) * int(fanout.flat[0])
     nz = torch.from_numpy(np.ascontiguousarray(nz).view(np.uint8))
     dtype = torch.float32 if float(fanout.sum()) < 2**24 else torch.float64
     ops = nz.to(dtype) @ torch.from_numpy(np.asarray(fanout)).to(dtype)
