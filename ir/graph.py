@@ -34,6 +34,8 @@ class Graph:
         self.meta: dict[str, Any] = {}
         # A multigraph: the same source may feed a node twice (Add(x, x), Concat([x, x])).
         self._edges = nx.MultiDiGraph()
+        self._version = 0  # bumped by every change of the edges (caches of structure read it)
+        self._recurrent: tuple[int, bool] | None = None
 
     # --- construction -----------------------------------------------------------------------
     def add(self, name: str, node: Node, inputs: Iterable[str] = ()) -> str:
@@ -50,6 +52,7 @@ class Graph:
                 raise InvalidGraph(f"input {src!r} does not exist", node=name)
         self.nodes[name] = node
         self._edges.add_node(name)
+        self._changed()
         self.set_inputs(name, inputs)
         return name
 
@@ -74,6 +77,7 @@ class Graph:
         self._edges.remove_edges_from(list(self._edges.in_edges(name, keys=True)))
         for i, src in enumerate(inputs):
             self._edges.add_edge(src, name, index=i)
+        self._changed()
 
     def replace(self, name: str, node: Node) -> None:
         """Put ``node`` in place of the node called ``name``, keeping its edges."""
@@ -85,6 +89,7 @@ class Graph:
         self._require(name)
         del self.nodes[name]
         self._edges.remove_node(name)
+        self._changed()
         self.outputs = [o for o in self.outputs if o != name]
 
     def bypass(self, name: str) -> None:
@@ -148,10 +153,19 @@ class Graph:
             raise InvalidGraph(f"cycle without a delay: {' -> '.join(cycle + cycle[:1])} "
                                "(every cycle needs a Delay of at least one step)", node=cycle[0]) from None
 
+    def _changed(self) -> None:
+        self._version = getattr(self, "_version", 0) + 1
+
     @property
     def is_recurrent(self) -> bool:
-        """Whether the graph has a cycle (each one through a Delay, see ``topological_order``)."""
-        return not nx.is_directed_acyclic_graph(self._edges)
+        """Whether the graph has a cycle (each one through a Delay, see ``topological_order``).
+        Remembered until the edges change (callers ask once per population)."""
+        version = getattr(self, "_version", 0)
+        cached = getattr(self, "_recurrent", None)
+        if cached is None or cached[0] != version:
+            cached = (version, not nx.is_directed_acyclic_graph(self._edges))
+            self._recurrent = cached
+        return cached[1]
 
     def nodes_with_role(self, *roles: str) -> list[str]:
         return [n for n in self.topological_order() if self.nodes[n].role in roles]
