@@ -35,17 +35,32 @@ class _Core:
     synapses: int = 0
     memory_bits: int = 0
     fan_out: int = 0
-    sources: dict[str, np.ndarray] = field(default_factory=dict)  # source population -> sorted neurons
-    fan_in: int = 0
+    sources: dict[str, list[np.ndarray]] = field(default_factory=dict)  # source population -> sorted parts
+    bound_fan_in: int = 0  # sum of the parts' sizes: an upper bound of the distinct sources
     refused_by: str | None = None  # the limit that refused a later block, if any
 
+    def add_sources(self, sources: dict[str, np.ndarray]) -> None:
+        for pop, idx in sources.items():
+            self.sources.setdefault(pop, []).append(idx)
+            self.bound_fan_in += int(idx.size)
 
-def _union_size(core: _Core, sources: dict[str, np.ndarray]) -> tuple[int, dict[str, np.ndarray]]:
-    merged = dict(core.sources)
-    for pop, idx in sources.items():
-        have = merged.get(pop)
-        merged[pop] = idx if have is None else np.union1d(have, idx)
-    return int(sum(v.size for v in merged.values())), merged
+    def fan_in(self) -> int:
+        """Distinct source neurons (the parts of each source population merged, once)."""
+        total = 0
+        for parts in self.sources.values():
+            if len(parts) > 1:
+                parts[:] = [np.unique(np.concatenate(parts))]
+            total += int(parts[0].size)
+        self.bound_fan_in = total
+        return total
+
+    def fan_in_with(self, sources: dict[str, np.ndarray]) -> int:
+        """Distinct source neurons if a block with ``sources`` joined."""
+        total = self.fan_in()
+        for pop, idx in sources.items():
+            have = self.sources.get(pop)
+            total += int(idx.size) if not have else int(idx.size - np.count_nonzero(np.isin(idx, have[0], assume_unique=True)))
+        return total
 
 
 def pack(rows: list[dict], sources: list[dict[str, np.ndarray]], lim: _Limits, window: int = WINDOW,
@@ -70,14 +85,13 @@ def pack(rows: list[dict], sources: list[dict[str, np.ndarray]], lim: _Limits, w
                     refused = "synaptic_memory_bits"
                 elif core.fan_out + row["fan_out"] > lim.fan_out:
                     refused = "max_fan_out"
-                else:
-                    fan_in, merged = _union_size(core, sources[k])
-                    if fan_in > lim.fan_in:
-                        refused = "max_fan_in"
+                elif core.bound_fan_in + row["fan_in"] > lim.fan_in and core.fan_in_with(sources[k]) > lim.fan_in:
+                    # (the exact union only when the sum of the parts is over the limit)
+                    refused = "max_fan_in"
                 if refused is not None:
                     core.refused_by = core.refused_by or refused
                     continue
-                core.sources, core.fan_in = merged, fan_in
+                core.add_sources(sources[k])
                 core.blocks.append(k)
                 core.neurons += row["neurons"]
                 core.synapses += row["synapses"]
@@ -87,9 +101,9 @@ def pack(rows: list[dict], sources: list[dict[str, np.ndarray]], lim: _Limits, w
                 placed = True
                 break
         if not placed:
-            src = {p: np.asarray(v) for p, v in sources[k].items()}
-            cores.append(_Core([k], row["neurons"], row["synapses"], row["memory_bits"], row["fan_out"], src,
-                               int(sum(v.size for v in src.values()))))
+            core = _Core([k], row["neurons"], row["synapses"], row["memory_bits"], row["fan_out"])
+            core.add_sources({p: np.asarray(v) for p, v in sources[k].items()})
+            cores.append(core)
             where[k] = len(cores) - 1
     out = []
     for core in cores:
@@ -98,6 +112,6 @@ def pack(rows: list[dict], sources: list[dict[str, np.ndarray]], lim: _Limits, w
             if rows[k]["population"] not in pops:
                 pops.append(rows[k]["population"])
         out.append({"blocks": len(core.blocks), "populations": pops, "neurons": core.neurons,
-                    "synapses": core.synapses, "memory_bits": core.memory_bits, "fan_in": core.fan_in,
+                    "synapses": core.synapses, "memory_bits": core.memory_bits, "fan_in": core.fan_in(),
                     "fan_out": core.fan_out, "bound": core.refused_by})
     return where, out
