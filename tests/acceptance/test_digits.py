@@ -160,3 +160,29 @@ def test_quantised_digits_networks_are_spike_identical_in_lava(trained, name):
     for k, v in ours.outputs.items():
         np.testing.assert_array_equal(lava.outputs[k], v)
     print(f"{name}: Lava and snc agree on all spikes of 20 samples x 32 steps; accuracy {lava.accuracy:.2f}")
+
+
+def test_digits_cnn_packs_onto_at_most_three_loihi_cores_and_pays_static_power_for_them(trained):
+    """Issue 13 acceptance 2. The digits CNN's populations hold 1,226 neurons and about 1.07 M
+    bits of synapses (8-bit weights + 6 overhead bits): more than one Loihi core (1,024 neurons,
+    1,048,576 bits) and, packed, no more than 3. Static energy is charged for the cores used,
+    the whole-chip figure is reported beside it, and dynamic + static = the chip's energy."""
+    from snc.estimate import estimate
+    from snc.hw import load_profile
+
+    out, _, data = trained
+    x_cal, x = data["x_train"][:300], data["x_test"][:40]
+    snn = snc.compile(snc.load_model(out / "digits_cnn.pt2"), calib=x_cal, timesteps=32)
+    m = snn.meta["mapping"]
+    neurons = sum(r["neurons"] for r in m["cores"])
+    bits = sum(r["memory_bits"] for r in m["cores"])
+    floor = max(-(-neurons // 1024), -(-bits // 1048576))  # a lower bound on any packing
+    assert m["hw"] == "loihi" and m["packed"] and floor <= m["cores_used"] <= 3 and m["cores_used"] < m["blocks"]
+    est = estimate(snn, x, hw=["loihi"], timesteps=32)
+    t = est.doc["totals"]
+    p = load_profile("loihi")
+    assert t["cores_used"] == m["cores_used"]
+    assert t["static_energy_j"] == pytest.approx(p["static_power"] * m["cores_used"] / 128 * t["latency_s"], rel=1e-9)
+    assert t["static_energy_whole_chips_j"] == pytest.approx(p["static_power"] * t["chips"] * t["latency_s"], rel=1e-9)
+    assert t["dynamic_energy_j"] + t["static_energy_j"] == pytest.approx(t["chip_energy_j"], rel=1e-12)
+    assert t["static_energy_j"] < t["static_energy_whole_chips_j"]
