@@ -190,12 +190,14 @@ def estimate(
                 "synops": float(st.synops_per_sample or 0.0),
                 "chip_synops": lc.get("synops", 0.0),
                 "energy_j": lc.get("energy_j", 0.0),
+                "energy_components_j": lc.get("energy_components_j", {}),
                 "latency_s": lc.get("latency_s", 0.0),
             })
         if host_macs:
             layers.append({"name": "(host: analog input)", "kind": "host", "neurons": 0, "cores": 0,
                            "spikes_per_sample": 0.0, "rate": 0.0, "sparsity": None, "synops": 0.0,
-                           "chip_synops": 0.0, "host_macs": host_macs, "energy_j": host_energy, "latency_s": 0.0})
+                           "chip_synops": 0.0, "host_macs": host_macs, "energy_j": host_energy,
+                           "energy_components_j": {"host": host_energy}, "latency_s": 0.0})
         total_layer_energy = sum(l["energy_j"] for l in layers) + cost["host_delivery_energy_j"]
         total_layer_latency = sum(l["latency_s"] for l in layers)
         for l in layers:
@@ -207,6 +209,9 @@ def estimate(
             "dynamic_energy_j": cost["dynamic_energy_j"],
             "static_energy_j": cost["static_energy_j"],
             "static_energy_whole_chips_j": cost["static_energy_whole_chips_j"],
+            # dynamic by component (synaptic ops, neuron updates, spikes routed on chip and
+            # between chips) + static of the cores used + the host's MACs: they add up to energy_j
+            "energy_components_j": {**cost["energy_components_j"], "host": host_energy},
             "cores_used": cost["cores_used"],
             "host_energy_j": host_energy,
             "host_delivery_energy_j": cost["host_delivery_energy_j"],
@@ -313,6 +318,11 @@ def format_table(doc: dict[str, Any]) -> str:
             f"not added], host {fmt_num(t['host_energy_j'])}); latency {fmt_num(t['latency_s'])} s "
             f"({fmt_num(t['throughput_per_s'])} inferences/s); {t['chips']} chip(s), {t['cores']} core(s)"
         )
+        comp = t.get("energy_components_j") or {}
+        if comp:
+            labels = {"synaptic_ops": "synaptic ops", "neuron_updates": "neuron updates", "spikes_on_chip": "spikes on chip",
+                      "spikes_between_chips": "spikes between chips", "static": "static (cores used)", "host": "host"}
+            out.append("  by component: " + ", ".join(f"{labels.get(k, k)} {fmt_num(v)} J" for k, v in comp.items()))
         out.append(f"  ANN baseline {b['name']}: {fmt_num(b['macs'])} MACs, {fmt_num(b['energy_j'])} J (compute only); "
                    f"ANN and SNN at matching levels (ANN / SNN > 1: the SNN needs less):")
         for level, v in b.get("levels", {}).items():

@@ -249,10 +249,16 @@ class CycleModel:
         step_time = core_time.max(axis=1, initial=0.0) + net + barrier
         latency = float(step_time.sum())
         e_fire, e_msg = float(p.get("energy_spike_out", 0.0)), float(p.get("energy_message_out", 0.0))
-        energy_core = (c["synops"] * p["energy_synop"] + c["active"] * (cost * p["energy_neuron_active"])
-                       + c["inactive"] * (cost * p["energy_neuron_inactive"]) + c["msgs"] * (p["energy_spike_local"] + e_msg)
-                       + c["ew"] * p["energy_hop_ew"] + c["ns"] * p["energy_hop_ns"] + c["chip"] * p["energy_chip_hop"]
-                       + c["spikes"] * e_fire).sum(axis=0)
+        # Dynamic energy per block, by component (J per inference).
+        parts = {
+            "synaptic_ops": (c["synops"] * p["energy_synop"]).sum(axis=0),
+            "neuron_updates": (c["active"] * (cost * p["energy_neuron_active"])
+                               + c["inactive"] * (cost * p["energy_neuron_inactive"])).sum(axis=0),
+            "spikes_on_chip": (c["msgs"] * (p["energy_spike_local"] + e_msg) + c["ew"] * p["energy_hop_ew"]
+                               + c["ns"] * p["energy_hop_ns"] + c["spikes"] * e_fire).sum(axis=0),
+            "spikes_between_chips": (c["chip"] * p["energy_chip_hop"]).sum(axis=0),
+        }
+        energy_core = sum(parts.values())
         host_delivery = float(c["host_msgs"].sum() * (p["energy_spike_local"] + e_msg))
         chips = int(len(np.unique(self.cores // self.mesh.cores_per_chip)))
         used = int(len(np.unique(self.cores)))
@@ -272,10 +278,16 @@ class CycleModel:
                 "messages": float(c["msgs"][:, idx].sum()),
                 "hops": float((c["ew"] + c["ns"] + c["chip"])[:, idx].sum()),
                 "energy_j": float(energy_core[idx].sum()) + static * len(idx) / n_blocks,
+                "energy_components_j": {**{k: float(v[idx].sum()) for k, v in parts.items()},
+                                        "static": static * len(idx) / n_blocks},
                 "latency_s": float(block_time[:, idx].max(axis=1, initial=0.0).sum()),
             }
+        components = {k: float(v.sum()) for k, v in parts.items()}
+        components["spikes_on_chip"] += host_delivery  # input spikes delivered from the host
+        components["static"] = static
         return {
             "energy_j": dynamic + static,
+            "energy_components_j": components,
             "dynamic_energy_j": dynamic,
             "static_energy_j": static,
             "static_energy_whole_chips_j": static_chips,

@@ -186,3 +186,11 @@ def test_digits_cnn_packs_onto_at_most_three_loihi_cores_and_pays_static_power_f
     assert t["static_energy_whole_chips_j"] == pytest.approx(p["static_power"] * t["chips"] * t["latency_s"], rel=1e-9)
     assert t["dynamic_energy_j"] + t["static_energy_j"] == pytest.approx(t["chip_energy_j"], rel=1e-12)
     assert t["static_energy_j"] < t["static_energy_whole_chips_j"]
+    # Energy by component adds up: dynamic (synaptic ops, neuron updates, spikes on / between
+    # chips) + static of the cores used + host; and so do the layers' components.
+    comp = t["energy_components_j"]
+    assert set(comp) == {"synaptic_ops", "neuron_updates", "spikes_on_chip", "spikes_between_chips", "static", "host"}
+    assert sum(comp.values()) == pytest.approx(t["energy_j"], rel=1e-9) and comp["static"] == t["static_energy_j"]
+    assert comp["spikes_between_chips"] == 0.0 and t["chips"] == 1
+    layer_sum = sum(sum(l["energy_components_j"].values()) for l in est.doc["layers"])
+    assert layer_sum + t["host_delivery_energy_j"] == pytest.approx(t["energy_j"], rel=1e-9)

@@ -78,6 +78,7 @@ def test_energy_and_latency_equal_a_recomputation_from_scratch(placed):
     for pop in ("h1", "h2"):
         raster[pop] = [r.populations[pop].rasters[i] for i in range(n)]
     energy = {pop: 0.0 for pop in blocks}
+    parts = {"synaptic_ops": 0.0, "neuron_updates": 0.0, "spikes_on_chip": 0.0, "spikes_between_chips": 0.0}
     busy = np.zeros((steps, 5))  # per block in order h1a h1b h2a h2b out
     sent = np.zeros((steps, 5), bool)
     route = np.zeros(5)
@@ -93,6 +94,8 @@ def test_energy_and_latency_equal_a_recomputation_from_scratch(placed):
             current = s_src @ wm.T + bias[pop][start:stop]
             active = (current != 0).sum(axis=1)
             e = synops * prof["energy_synop"] + active * prof["energy_neuron_active"] + (size - active) * prof["energy_neuron_inactive"]
+            parts["synaptic_ops"] += (synops * prof["energy_synop"]).sum() / n
+            parts["neuron_updates"] += (active * prof["energy_neuron_active"] + (size - active) * prof["energy_neuron_inactive"]).sum() / n
             busy[:, k] += (synops * prof["time_synop"] + active * prof["time_neuron_active"] + (size - active) * prof["time_neuron_inactive"]) / n
             energy[pop] += e.sum() / n
     # Messages: each spike of a source neuron goes once to every core holding a block it has a
@@ -117,6 +120,8 @@ def test_energy_and_latency_equal_a_recomputation_from_scratch(placed):
             for i in range(n):
                 msgs = raster[pop][i][:, start:stop].astype(float) @ reach
                 energy[pop] += msgs.sum() * per_msg / n
+                parts["spikes_between_chips"] += msgs.sum() * ch * prof["energy_chip_hop"] / n
+                parts["spikes_on_chip"] += msgs.sum() * (per_msg - ch * prof["energy_chip_hop"]) / n
                 busy[:, k] += msgs * prof["time_spike_local"] / n
                 sent[:, k] |= raster[pop][i][:, start:stop].any(axis=1)
     for dcore in sorted({c for _, _, c in blocks["h1"]}):  # host input spikes: one local delivery per reached core
@@ -142,6 +147,10 @@ def test_energy_and_latency_equal_a_recomputation_from_scratch(placed):
     static = prof["static_power"] * used / prof["cores_per_chip"] * latency  # the cores used, not whole chips
     total = sum(energy.values()) + host_msgs * prof["energy_spike_local"] + static
 
+    parts["spikes_on_chip"] += host_msgs * prof["energy_spike_local"]
+    for key, value in parts.items():  # dynamic energy by component
+        assert got["energy_components_j"][key] == pytest.approx(value, rel=1e-9, abs=1e-30), key
+    assert got["energy_components_j"]["static"] == pytest.approx(static, rel=1e-9)
     assert got["latency_s"] == pytest.approx(latency, rel=1e-9)
     assert got["chips"] == chips == 2
     assert got["energy_j"] == pytest.approx(total, rel=1e-9)
