@@ -27,7 +27,7 @@ venv: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet $(TORCH_PIN)
-	$(VENV)/bin/pip install --quiet -e '.[test,examples]'
+	$(VENV)/bin/pip install --quiet -e '.[test,examples,distributed]'
 	# snnTorch is a reference implementation for tests and benchmarks; its own requirements
 	# would replace the pinned torch, so it goes in without dependencies.
 	$(VENV)/bin/pip install --quiet --no-deps snntorch

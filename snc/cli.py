@@ -2,6 +2,7 @@
 
     snc compile MODEL -o OUT.snir [--calib X.npy] [--timesteps T] [--percentile P] [--passes a,b,c]
     snc simulate ARTIFACT --data X.npy [--labels Y.npy] [--timesteps T] [--batch-size B] [--fixed-point] [--json]
+                 [--workers N | --cluster tcp://HOST:PORT]   (sample shards on Dask: docs/distributed.md)
     snc inspect ARTIFACT [--json] [--mapping [--hw NAME] [--plot DIR]]
     snc estimate MODEL_OR_ARTIFACT --data X.npy [--labels Y.npy] [--hw NAME|FILE]... [--baseline NAME] [--json] [--plot DIR]
     snc export ARTIFACT --to lava -o DIR | --to nir -o X.nir | --to netx -o X.net
@@ -17,6 +18,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +27,7 @@ import click
 from snc.errors import SncError
 
 from .cli_common import (  # noqa: F401  (EXIT_ERROR and the helpers stay importable from snc.cli)
-    EXIT_ERROR, _BackendChoice, _check_passes, _compiled, _jsonable, _load_graph, _progress_bar, _samples,
+    EXIT_ERROR, _BackendChoice, _check_passes, _compiled, _interactive, _jsonable, _load_graph, _progress_bar, _samples,
     _with_file, _write_record, handle_errors, nir_options, stage,
 )
 
@@ -234,13 +236,19 @@ def _pass_line(t: dict[str, Any]) -> str:
 @click.option("--record", "record_path", type=click.Path(dir_okay=False), default=None,
               help="Write every population's spikes to this .npz, keyed by node name, shaped (steps, samples, *shape) (snc backend).")
 @click.option("--input-spikes", is_flag=True, help="--data holds spikes laid out (steps, samples, *input_shape) (other simulators' layout).")
+@click.option("--workers", type=click.IntRange(min=1), default=None,
+              help="Run sample shards on a local Dask cluster of N worker processes (pip install snc[distributed]); results are identical to one process.")
+@click.option("--cluster", "cluster", default=None, metavar="tcp://HOST:PORT",
+              help="Run sample shards on the Dask scheduler at this address (docs/distributed.md).")
 @nir_options
 @handle_errors
 def simulate_cmd(artifact, data_path, labels_path, calib, timesteps, batch_size, arithmetic, fixed_point, timing, backend, check,
-                 lava_timeout, percentile, limit, seed, as_json, record_path, input_spikes, dt, nir_reset, reset_timing) -> None:
+                 lava_timeout, percentile, limit, seed, as_json, record_path, input_spikes, dt, nir_reset, reset_timing, workers,
+                 cluster) -> None:
     """Simulate ARTIFACT (.snir, or a model compiled on the fly with --calib) on --data."""
     from snc.backends.sim import simulate
 
+    sharded = _sharding(workers, cluster)
     if check and backend != "lava":
         raise SncError("--check compares Lava with snc's simulator: use it with --backend lava")
     if backend == "lava" and timing == "sync":
@@ -253,6 +261,8 @@ def simulate_cmd(artifact, data_path, labels_path, calib, timesteps, batch_size,
 
         if backend != "snc":
             raise SncError("language models run on snc's simulator only (--backend snc)")
+        if sharded:
+            raise SncError("--workers/--cluster shard image networks; language models run in one process")
         simulate_lm(graph, artifact, data_path, labels_path, limit, batch_size, as_json)
         return
     if fixed_point and arithmetic == "float":
@@ -266,6 +276,8 @@ def simulate_cmd(artifact, data_path, labels_path, calib, timesteps, batch_size,
         raise SncError("--record writes a .npz of snc's own run (--backend snc)")
     x, y = _samples(graph, data_path, labels_path, limit, timesteps, steps_first=input_spikes)
     report = None
+    if sharded and backend != "snc":
+        raise SncError("--workers/--cluster run snc's own simulator in shards (--backend snc)")
     if backend == "lava":
         from snc.backends.lava import check as lava_check
         from snc.backends.lava import simulate_lava
@@ -293,13 +305,17 @@ def simulate_cmd(artifact, data_path, labels_path, calib, timesteps, batch_size,
             from snc.backends.sim.recorders import SpikeRecorder
 
             recorders.append(SpikeRecorder())
-        bar, update = _progress_bar(len(x), "simulating")
-        with bar, _with_file(artifact):
-            result = simulate(
-                graph, x, labels=y, timesteps=timesteps, batch_size=batch_size,
-                arithmetic="fixed" if fixed_point else "float32", timing=timing or "sync", seed=seed, progress=update,
-                recorders=recorders,
-            )
+        options = dict(labels=y, timesteps=timesteps, batch_size=batch_size, arithmetic="fixed" if fixed_point else "float32",
+                       timing=timing or "sync", seed=seed, recorders=recorders)
+        if sharded:
+            from snc.distributed import simulate_sharded
+
+            with _shard_bar(x, workers, cluster) as update, _with_file(artifact):
+                result = simulate_sharded(graph, x, progress=update, workers=workers, cluster=cluster, **options)
+        else:
+            bar, update = _progress_bar(len(x), "simulating")
+            with bar, _with_file(artifact):
+                result = simulate(graph, x, progress=update, **options)
         if record_path is not None:
             _write_record(graph, result.extra["spikes"], Path(record_path))
             stage(f"snc: wrote {record_path}")
@@ -378,6 +394,39 @@ def inspect_cmd(artifact: str, as_json: bool, show_mapping: bool, hw: str | None
         click.echo(f"note: {note}")
 
 
+def _sharding(workers: int | None, cluster: str | None) -> bool:
+    """Whether to run in shards on Dask; checks the request (and that Dask is installed) first."""
+    if workers is None and cluster is None:
+        return False
+    if workers is not None and cluster is not None:
+        raise SncError("--workers starts a local cluster, --cluster uses a running one: give one of them")
+    from snc.distributed import require_dask
+
+    require_dask()
+    return True
+
+
+@contextmanager
+def _shard_bar(x, workers: int | None, cluster: str | None):
+    """A progress bar of finished shards; yields its progress(done, total) callback."""
+    where = f"{workers} local worker(s)" if workers is not None else cluster
+    stage(f"snc: simulating {len(x)} sample(s) in shards on {where}")
+    state: dict[str, Any] = {"bar": None, "done": 0}
+
+    def update(done: int, total: int) -> None:
+        if state["bar"] is None:
+            state["bar"] = click.progressbar(length=total, label="shards", file=sys.stderr, show_pos=True,
+                                             hidden=not _interactive()).__enter__()
+        state["bar"].update(done - state["done"])
+        state["done"] = done
+
+    try:
+        yield update
+    finally:
+        if state["bar"] is not None:
+            state["bar"].__exit__(None, None, None)
+
+
 @main.command("estimate")
 @click.argument("model", type=click.Path(dir_okay=False))
 @click.option("--data", "data_path", required=True, type=click.Path(dir_okay=False), help="Samples (.npy/.npz), (N, *input_shape).")
@@ -394,9 +443,14 @@ def inspect_cmd(artifact: str, as_json: bool, show_mapping: bool, hw: str | None
 @click.option("--plot", "plot_dir", type=click.Path(file_okay=False), default=None, help="Write PNG figures to this folder.")
 @nir_options
 @click.option("--per-token", is_flag=True, help="Language models: the per-token table (sparsity, ACs vs MACs, energy per token per projection; default hw loihi2 and horowitz45, baseline fp16).")
+@click.option("--workers", type=click.IntRange(min=1), default=None,
+              help="Run sample shards on a local Dask cluster of N worker processes (pip install snc[distributed]); results are identical to one process.")
+@click.option("--cluster", "cluster", default=None, metavar="tcp://HOST:PORT",
+              help="Run sample shards on the Dask scheduler at this address (docs/distributed.md).")
 @handle_errors
 def estimate_cmd(model, data_path, labels_path, calib, hw, baseline, device_baseline, timesteps, batch_size, percentile, limit,
-                 as_json, plot_dir, dt, nir_reset, reset_timing, per_token) -> None:
+                 as_json, plot_dir, dt, nir_reset, reset_timing, per_token,
+                 workers, cluster) -> None:
     """Energy, latency and sparsity of MODEL on neuromorphic chips, per layer and per core,
     against ANN baselines at matching levels of inclusion: compute (45 nm arithmetic in the
     --baseline format), compute+memory (Lemaire et al. 2022) and, with --device-baseline, device
@@ -410,6 +464,7 @@ def estimate_cmd(model, data_path, labels_path, calib, hw, baseline, device_base
     from snc.estimate import estimate, format_table
     from snc.hw import load_profile
 
+    sharded = _sharding(workers, cluster)
     if device_baseline is not None:
         device_reference(device_baseline)  # an unknown name: one line before any work
     graph = _compiled(model, calib, percentile, timesteps, dt=dt, reset=nir_reset, reset_timing=reset_timing)
@@ -420,6 +475,8 @@ def estimate_cmd(model, data_path, labels_path, calib, hw, baseline, device_base
             raise SncError("--device-baseline compares image networks with published measurements; this is a language model")
         from snc.lm.cli import estimate_lm
 
+        if sharded:
+            raise SncError("--workers/--cluster shard image networks; language models run in one process")
         estimate_lm(graph, model, data_path, labels_path, limit, hw, baseline, batch_size, as_json, plot_dir)
         return
     if per_token:
@@ -433,10 +490,17 @@ def estimate_cmd(model, data_path, labels_path, calib, hw, baseline, device_base
         input_name = graph.input_names[0]
         with _with_file(calib):
             cal = graph.nodes[input_name].conform(load_samples(calib), input_name)
-    bar, update = _progress_bar(len(x), "simulating")
-    with bar, _with_file(model):
-        est = estimate(graph, x, labels=y, hw=profiles, baseline=baseline, device_baseline=device_baseline, timesteps=timesteps,
-                       batch_size=batch_size, calibration=cal, progress=update, stage=stage)
+    options = dict(labels=y, hw=profiles, baseline=baseline, device_baseline=device_baseline, timesteps=timesteps,
+                   batch_size=batch_size, calibration=cal, stage=stage)
+    if sharded:
+        from snc.distributed import estimate as estimate_sharded
+
+        with _shard_bar(x, workers, cluster) as update, _with_file(model):
+            est = estimate_sharded(graph, x, progress=update, workers=workers, cluster=cluster, **options)
+    else:
+        bar, update = _progress_bar(len(x), "simulating")
+        with bar, _with_file(model):
+            est = estimate(graph, x, progress=update, **options)
     written = []
     if plot_dir is not None:
         from snc.plots import estimate_plots

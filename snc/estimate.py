@@ -107,21 +107,35 @@ def map_for(graph: Graph, profile: HardwareProfile, calibration: np.ndarray | No
     return get("map")(graph, ctx)
 
 
-def estimate(
+@dataclass
+class Setup:
+    """What an estimate fixes before it simulates: the profiles, each one's mapped graph and cycle
+    model, the recorders the simulation must carry (``ProjectedCounts``, one per profile, named
+    ``projected:HW``) and the baseline energies. ``estimate`` = ``prepare``, ``simulate`` with
+    ``setup.recorders``, ``summarize``; snc.distributed runs the middle step in sample shards."""
+
+    timesteps: int
+    profiles: list[HardwareProfile]
+    base_name: str
+    e_mac: float
+    e_add: float
+    mapped: dict[str, Graph]
+    models: dict[str, CycleModel]
+    recorders: list[Any]
+
+
+def prepare(
     graph: Graph,
     data: np.ndarray,
     *,
-    labels: np.ndarray | None = None,
     hw: Sequence[str | HardwareProfile] = ("loihi",),
     baseline: str = DEFAULT_BASELINE,
     device_baseline: str | None = None,
     timesteps: int | None = None,
-    batch_size: int | None = None,
     calibration: np.ndarray | None = None,
-    raster_sample: int = 0,
-    progress: Callable[[int, int], None] | None = None,
     stage: Callable[[str], None] | None = None,
-) -> Estimate:
+) -> Setup:
+    """Check the request, map the graph onto every profile and build the recorders."""
     if not graph.is_spiking:
         raise SncError("estimate needs a compiled (spiking) graph; compile the model first")
     timesteps = int(timesteps if timesteps is not None else graph.meta.get("timesteps", 64))
@@ -146,10 +160,38 @@ def estimate(
     recorders = [m.recorder for m in models.values()]
     for m, name in zip(recorders, models):
         m.name = f"projected:{name}"
+    return Setup(timesteps, profiles, base_name, e_mac, e_add, mapped, models, recorders)
+
+
+def estimate(
+    graph: Graph,
+    data: np.ndarray,
+    *,
+    labels: np.ndarray | None = None,
+    hw: Sequence[str | HardwareProfile] = ("loihi",),
+    baseline: str = DEFAULT_BASELINE,
+    device_baseline: str | None = None,
+    timesteps: int | None = None,
+    batch_size: int | None = None,
+    calibration: np.ndarray | None = None,
+    raster_sample: int = 0,
+    progress: Callable[[int, int], None] | None = None,
+    stage: Callable[[str], None] | None = None,
+) -> Estimate:
+    setup = prepare(graph, data, hw=hw, baseline=baseline, device_baseline=device_baseline, timesteps=timesteps,
+                    calibration=calibration, stage=stage)
     if stage:
         stage("snc: simulating")
-    result = simulate(graph, data, labels=labels, timesteps=timesteps, batch_size=batch_size,
-                      rasters=[raster_sample] if len(data) else [], progress=progress, recorders=recorders)
+    result = simulate(graph, data, labels=labels, timesteps=setup.timesteps, batch_size=batch_size,
+                      rasters=[raster_sample] if len(data) else [], progress=progress, recorders=setup.recorders)
+    return summarize(graph, setup, result, labels=labels, device_baseline=device_baseline)
+
+
+def summarize(graph: Graph, setup: Setup, result: Any, *, labels: np.ndarray | None = None,
+              device_baseline: str | None = None) -> Estimate:
+    """The estimate document of a simulation ``result`` that carried ``setup.recorders``."""
+    timesteps, profiles, models = setup.timesteps, setup.profiles, setup.models
+    base_name, e_mac, e_add, mapped = setup.base_name, setup.e_mac, setup.e_add, setup.mapped
     n = result.samples
     nb = metrics.neurobench(graph, result)
     # Host work of a direct (analog) input: the first layer's current, once per sample.
