@@ -33,6 +33,7 @@ _LAZY = {
     "CompileOptions": ("snc.pipeline", "CompileOptions"),
     "passes": ("snc.passes", None),
     "simulate": ("snc.backends.sim", "simulate"),
+    "distributed": ("snc.distributed", None),  # snc.distributed.estimate(..., client=...), needs snc[distributed]
     "SimResult": ("snc.backends.sim", "SimResult"),
     "evaluate_ann": ("snc.backends.analog", "evaluate"),
     "registry": ("snc.registry", None),
