@@ -601,6 +601,44 @@ def passes_cmd() -> None:
 
 
 from snc.lm.cli import lm_group  # noqa: E402  (its commands use handle_errors above)
+@main.command("sweep")
+@click.argument("config", type=click.Path(dir_okay=False))
+@click.option("--workers", type=click.IntRange(min=1), default=None,
+              help="Run the points as tasks on a local Dask cluster of N worker processes (pip install snc[distributed]).")
+@click.option("--cluster", "cluster", default=None, metavar="tcp://HOST:PORT",
+              help="Run the points as tasks on the Dask scheduler at this address.")
+@handle_errors
+def sweep_cmd(config: str, workers: int | None, cluster: str | None) -> None:
+    """Compile and estimate one model over a grid of settings (CONFIG.toml: timesteps, weight_bits,
+    hw, prune, percentile); finished points are kept in OUT/results.jsonl and never recomputed.
+    Writes OUT/results.csv, OUT/results.json and OUT/pareto.png; prints the best point per chip."""
+    from snc.sweep import best_per_chip, load_config, pareto, run_sweep, write_outputs
+
+    cfg = load_config(config)
+    sharded = _sharding(workers, cluster)
+    bar, update = _progress_bar(len(cfg.points), "points")
+    with bar:
+        if sharded:
+            from snc.distributed import connect
+
+            with connect(workers=workers, cluster=cluster) as client:
+                rows = run_sweep(cfg, client=client, progress=update)
+        else:
+            rows = run_sweep(cfg, progress=update)
+    paths = write_outputs(rows, cfg.out)
+    front = {r["key"] for r in pareto(rows)}
+    from snc.report import fmt_num, pct, table
+
+    body = [[r["hw"], r["timesteps"], r["weight_bits"], "yes" if r["prune"] else "no", pct(r["accuracy"]) if r["accuracy"] is not None else "-",
+             fmt_num(r["energy_j"]), fmt_num(r["latency_s"]), r["cores"], "*" if r["key"] in front else ""] for r in rows]
+    click.echo(table(body, ["hw", "T", "weight bits", "prune", "accuracy", "energy (J)", "latency (s)", "cores", "Pareto"],
+                     align="lrrlrrrrl"))
+    for hw, r in best_per_chip(rows).items():
+        click.echo(f"best on {hw}: T {r['timesteps']}, {r['weight_bits']}-bit weights, prune {'on' if r['prune'] else 'off'}: "
+                   f"accuracy {pct(r['accuracy']) if r['accuracy'] is not None else '-'}, {fmt_num(r['energy_j'])} J per inference")
+    click.echo(f"wrote {paths['csv']}, {paths['json']}, {paths['plot']}")
+
+
 main.add_command(lm_group)
 
 if __name__ == "__main__":  # pragma: no cover
