@@ -7,6 +7,7 @@
     snc estimate MODEL_OR_ARTIFACT --data X.npy [--labels Y.npy] [--hw NAME|FILE]... [--baseline NAME] [--json] [--plot DIR]
     snc export ARTIFACT --to lava -o DIR | --to nir -o X.nir | --to netx -o X.net
     snc hw list | snc hw show NAME
+    snc sweep CONFIG.toml [--workers N | --cluster tcp://HOST:PORT]   (a grid of settings: table, Pareto plot)
     snc passes
     snc lm longctx | snc lm footprint
 
