@@ -129,3 +129,51 @@ def test_cli_sweep_end_to_end_and_on_a_dask_cluster(tmp_path):
         for key in ("accuracy", "energy_j", "latency_s", "cores", "synops"):
             assert r[key] == local[r["key"]][key], key
     assert write_outputs(rows, cfg.out)["plot"].exists()
+
+
+def test_a_worker_killed_mid_sweep_loses_no_point_and_changes_no_result(tmp_path):
+    """Issue 14 acceptance 2: a real LocalCluster of 2 worker processes; one worker is killed
+    (SIGKILL) once the first point has arrived; every point is still there and equal to a
+    single-process run, and a rerun computes nothing."""
+    pytest.importorskip("distributed", reason="the distributed extra (make venv installs it)")
+    import os
+    import signal
+    import threading
+    import time
+
+    from distributed import Client, LocalCluster
+
+    cfg_path = _workspace(tmp_path, "[grid]\ntimesteps = [8, 16, 24]\nweight_bits = [4, 8]\nhw = ['loihi']")
+    cfg = load_config(cfg_path)
+    local = {r["key"]: r for r in run_sweep(cfg)}  # single process, into OUT
+    cfg.out = tmp_path / "killed"
+    results = cfg.out / "results.jsonl"
+    killed = {}
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                      dashboard_address=None) as cluster, Client(cluster) as client:
+        pids = client.run(os.getpid)  # {worker address: pid}
+
+        def kill_one() -> None:
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline:
+                if results.exists() and results.read_text().count("\n") >= 1:
+                    killed["done_before"] = results.read_text().count("\n")
+                    pid = next(iter(pids.values()))
+                    os.kill(pid, signal.SIGKILL)
+                    killed["pid"] = pid
+                    return
+                time.sleep(0.02)
+
+        watcher = threading.Thread(target=kill_one)
+        watcher.start()
+        rows = run_sweep(cfg, client=client)
+        watcher.join()
+        assert killed.get("pid") and killed["done_before"] < len(cfg.points), killed  # killed mid-run
+        assert killed["pid"] not in client.run(os.getpid).values()  # that process is gone
+        lines = results.read_text()
+        again = run_sweep(cfg, client=client)
+    assert results.read_text() == lines and again == rows  # the rerun computed nothing
+    assert len(rows) == len(cfg.points) == 6 and len(lines.splitlines()) == 6
+    for r in rows:
+        for key in ("accuracy", "energy_j", "latency_s", "cores", "synops", "dynamic_energy_j"):
+            assert r[key] == local[r["key"]][key], key
