@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import textwrap
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,7 +18,7 @@ from snc.errors import InvalidOption
 from snc.sweep import ResultsStore, best_per_chip, load_config, pareto, point_key, run_sweep, write_outputs
 
 
-def _workspace(tmp_path, grid: str) -> "Path":  # noqa: F821
+def _workspace(tmp_path, grid: str) -> Path:
     torch.manual_seed(0)
     model = nn.Sequential(nn.Flatten(), nn.Linear(16, 12), nn.ReLU(), nn.Linear(12, 3)).eval()
     torch.export.save(torch.export.export(model, (torch.zeros(1, 1, 4, 4),)), str(tmp_path / "m.pt2"))
