@@ -293,3 +293,20 @@ def _plot(rows: list[dict[str, Any]], front: list[dict[str, Any]], path: Path) -
     ax.legend(fontsize=8)
     fig.tight_layout()
     return _save(fig, path)
+
+
+def sweep(config: str | os.PathLike, *, client: Any = None, workers: int | None = None, cluster: str | None = None,
+          progress: Callable[[int, int], None] | None = None) -> list[dict[str, Any]]:
+    """Python API of ``snc sweep``: run the config's missing points (in this process, or on
+    ``client`` / a local cluster of ``workers`` / the scheduler at ``cluster``), write the
+    outputs and return every point's row."""
+    cfg = load_config(config)
+    if client is None and workers is None and cluster is None:
+        rows = run_sweep(cfg, progress=progress)
+    else:
+        from .distributed import connect
+
+        with connect(client=client, workers=workers, cluster=cluster) as c:
+            rows = run_sweep(cfg, client=c, progress=progress)
+    write_outputs(rows, cfg.out)
+    return rows

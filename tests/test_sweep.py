@@ -99,6 +99,11 @@ def test_finished_points_are_never_recomputed(tmp_path):
     lines = (cfg.out / "results.jsonl").read_text().splitlines()
     (cfg.out / "results.jsonl").write_text("\n".join(lines[:-1]) + "\n")  # one point lost
     assert run_sweep(cfg, runner=runner) == rows and len(calls) == 5 and calls[-1] == cfg.points[-1]
+    # The Python API reads the same results file: nothing left to compute, outputs written.
+    from snc.sweep import sweep
+
+    assert [r["energy_j"] for r in sweep(cfg.path)] == [16.0, 32.0, 8.0, 16.0]
+    assert (cfg.out / "results.csv").exists() and (cfg.out / "pareto.png").exists()
 
 
 def test_cli_sweep_end_to_end_and_on_a_dask_cluster(tmp_path):
